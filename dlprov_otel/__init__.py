@@ -1,0 +1,61 @@
+"""DLProv-OTel: provenance of deep-learning training as OpenTelemetry spans in MonetDB.
+
+The DfAnalyzer API (``Dataflow``, ``Transformation``, ``Set``, ``Attribute``, ``Task``,
+``DataSet``, ``Element``), a Pythonic API (``execution``, ``task``, ``step``) and the set-up
+(``configure``).
+"""
+
+from .api import DataSet, Element, Task
+from .errors import DLProvError, ElementError, QueryError, SpecError, StoreError, StoreLockedError, StoreURLError
+from .model import Attribute, AttributeType, Dataflow, Set, SetType, Transformation
+from .pythonic import current_execution, dataflow, execution, step, task
+from .tracing import Telemetry, configure, shutdown, telemetry
+
+__version__ = "0.1.0"
+
+
+def flush(timeout: float = 30.0) -> bool:
+    """Export everything recorded so far (rows are then queryable)."""
+    return telemetry().flush(timeout)
+
+
+def stats() -> dict[str, int]:
+    """Span counters: queued, exported, export_failures, spooled, dropped, ..."""
+    return telemetry().stats()
+
+
+def get_store():
+    """The store the in-process exporter writes to (``None`` when exporting over OTLP)."""
+    return telemetry().store
+
+
+__all__ = [
+    "Attribute",
+    "AttributeType",
+    "DLProvError",
+    "DataSet",
+    "Dataflow",
+    "Element",
+    "ElementError",
+    "QueryError",
+    "Set",
+    "SetType",
+    "SpecError",
+    "StoreError",
+    "StoreLockedError",
+    "StoreURLError",
+    "Task",
+    "Telemetry",
+    "Transformation",
+    "configure",
+    "current_execution",
+    "dataflow",
+    "execution",
+    "flush",
+    "shutdown",
+    "stats",
+    "step",
+    "get_store",
+    "task",
+    "telemetry",
+]

@@ -1,0 +1,281 @@
+"""The DfAnalyzer API (``Task``, ``DataSet``, ``Element``) on OpenTelemetry spans.
+
+The seed's code runs unchanged::
+
+    df = Dataflow("mnist", predefined=True); df.save()
+    t1 = Task(1, "mnist", exec_tag, "TrainModel")
+    t1.add_dataset(DataSet("iTrainModel", [Element([opt, lr, epochs, layers])]))
+    t1.begin()
+    t1.add_dataset(DataSet("oTrainModel", [Element([...])]))
+    t1.save()   # or t1.end() after the last epoch
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from . import semconv, tracing
+from .errors import DLProvError, ElementError, SpecError
+from .model import Attribute, AttributeType, Dataflow, Set, SetType, Transformation, normalize_tag
+from .values import coerce, infer_type
+
+logger = logging.getLogger(__name__)
+
+
+class Element:
+    """One row of a dataset: positional values in the set's attribute order, or a mapping."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: Sequence[Any] | Mapping[str, Any] | None = None, **named: Any) -> None:
+        if values is None:
+            values = {}
+        if isinstance(values, Mapping):
+            merged = dict(values)
+            merged.update(named)
+            self.values: Sequence[Any] | dict[str, Any] = merged
+        elif named:
+            raise ElementError("give an Element either positional values or named values, not both")
+        elif isinstance(values, str | bytes):
+            raise ElementError(f"Element expects a list of values, got the string {values!r}")
+        else:
+            self.values = list(values)
+
+    def __repr__(self) -> str:
+        return f"Element({self.values!r})"
+
+
+class DataSet:
+    """Elements of one set, as a task reads or produces them."""
+
+    __slots__ = ("elements", "tag")
+
+    def __init__(self, tag: str, elements: Iterable[Element | Sequence[Any] | Mapping[str, Any]] = ()) -> None:
+        self.tag = normalize_tag(tag, "set tag")
+        if isinstance(elements, Element):
+            elements = [elements]
+        self.elements = [e if isinstance(e, Element) else Element(e) for e in elements]
+
+    def add_element(self, element: Element | Sequence[Any] | Mapping[str, Any]) -> None:
+        self.elements.append(element if isinstance(element, Element) else Element(element))
+
+    def __repr__(self) -> str:
+        return f"DataSet({self.tag!r}, {len(self.elements)} elements)"
+
+
+def dataset_attributes(set_def: Set, role: SetType, elements: Sequence[Element]) -> dict[str, Any]:
+    """Span attributes of one dataset emission: names, types and one value list per attribute."""
+    declared = set_def.attributes
+    required = sum(1 for a in declared if not a.optional)
+    columns: dict[str, list[Any]] = {a.name: [] for a in declared}
+    types: dict[str, AttributeType] = {a.name: a.type for a in declared}
+    for n, element in enumerate(elements):
+        values = element.values
+        if isinstance(values, dict):
+            row: dict[str, Any] = {}
+            for key, value in values.items():
+                row[normalize_tag(key, f"attribute name in set {set_def.tag!r}")] = value
+            missing = [a.name for a in declared if not a.optional and a.name not in row]
+            if missing:
+                raise ElementError(f"set {set_def.tag!r}: element {n} lacks required attribute(s) {missing}")
+        else:
+            if not required <= len(values) <= len(declared):
+                want = str(len(declared)) if required == len(declared) else f"{required} to {len(declared)}"
+                raise ElementError(
+                    f"set {set_def.tag!r} takes {want} values "
+                    f"({', '.join(a.name for a in declared)}), element {n} has {len(values)}"
+                )
+            row = {a.name: v for a, v in zip(declared, values, strict=False)}
+        for name, value in row.items():
+            if name not in columns:  # an attribute the spec does not declare
+                if name in semconv.RESERVED_COLUMNS:
+                    raise SpecError(f"attribute name {name!r} is reserved")
+                types[name] = infer_type(value)
+                columns[name] = [None] * n
+            columns[name].append(coerce(value, types[name], set_tag=set_def.tag, attribute=name))
+        for name, col in columns.items():
+            if len(col) == n:
+                col.append(None)
+    attrs: dict[str, Any] = {
+        semconv.KIND: semconv.KIND_DATASET,
+        semconv.DATASET_TAG: set_def.tag,
+        semconv.DATASET_ROLE: role.value,
+        semconv.DATASET_ELEMENTS: len(elements),
+        semconv.DATASET_ATTRIBUTES: list(columns),
+        semconv.DATASET_TYPES: [types[n].value for n in columns],
+    }
+    for name, col in columns.items():
+        attrs[semconv.data_key(name)] = col
+    return attrs
+
+
+_task_lock = threading.Lock()
+_tasks_by_id: dict[tuple[str, str], Task] = {}  # (execution, id) -> task, for dependencies
+
+
+class Task:
+    """A task of a transformation in one execution: begin, save (any number of times), end."""
+
+    def __init__(
+        self,
+        id: Any,  # noqa: A002 - DfAnalyzer's name
+        dataflow_tag: str | Dataflow,
+        exec_tag: Any = None,
+        transformation_tag: str | Transformation | None = None,
+        sub_id: str = "",
+        dependency: Any = None,
+        workspace: str = "",
+        resource: str = "",
+        output: str = "",
+        error: str = "",
+    ) -> None:
+        self.dataflow = tracing.lookup_dataflow(dataflow_tag)
+        if transformation_tag is None:
+            raise SpecError("Task needs a transformation tag")
+        dt_tag = getattr(transformation_tag, "tag", transformation_tag)
+        self.transformation = self.dataflow.transformation(dt_tag)
+        if self.dataflow.dirty:
+            # the transformation was added after save(): record the new version now rather
+            # than silently storing rows of an unknown transformation
+            self.dataflow.save()
+        self.id = f"{id}{sub_id}" if sub_id else str(id)
+        if exec_tag is None:
+            from .pythonic import current_execution_tag
+
+            exec_tag = current_execution_tag(self.dataflow.tag)
+        self.exec_tag = str(exec_tag)
+        self.status = semconv.READY
+        self.dependencies: list[Task | tuple[str, str]] = []
+        for dep in _as_list(dependency):
+            self.add_dependency(dep)
+        self._pending: list[DataSet] = []
+        self._span = None
+        self._ctx = None
+        self._common: dict[str, Any] = {}
+        self.error = error or None
+        with _task_lock:
+            _tasks_by_id[(self.exec_tag, self.id)] = self
+
+    # -- building ---------------------------------------------------------------------------
+    def add_dependency(self, dependency: Any) -> None:
+        """Depend on another task (a Task, or its id within this execution)."""
+        if isinstance(dependency, Task):
+            self.dependencies.append(dependency)
+            return
+        dep_id = str(getattr(dependency, "id", dependency))
+        with _task_lock:
+            known = _tasks_by_id.get((self.exec_tag, dep_id))
+        self.dependencies.append(known if known is not None else (dep_id, ""))
+
+    def add_dataset(self, dataset: DataSet) -> None:
+        """Queue a dataset; it is recorded at the next begin(), save() or end()."""
+        if self.status in (semconv.FINISHED, semconv.FAILED):
+            raise DLProvError(f"task {self.id!r} ({self.transformation.tag}) has ended; start a new task")
+        set_def = self.dataflow.set(dataset.tag)
+        if self.transformation.role_of(set_def.tag) is None:
+            raise SpecError(
+                f"set {set_def.tag!r} is neither an input nor an output of transformation "
+                f"{self.transformation.tag!r} (inputs: {[s.tag for s in self.transformation.inputs]}, "
+                f"outputs: {[s.tag for s in self.transformation.outputs]})"
+            )
+        # validate now, so a wrong element fails where it is written
+        dataset_attributes(set_def, SetType.INPUT, dataset.elements)
+        self._pending.append(dataset)
+
+    def set_datasets(self, datasets: Iterable[DataSet]) -> None:
+        for d in datasets:
+            self.add_dataset(d)
+
+    # -- life cycle -------------------------------------------------------------------------
+    def begin(self) -> Task:
+        """Start the task (RUNNING) and record the datasets added so far."""
+        if self._span is None:
+            execution = tracing.execution_for(self.exec_tag, self.dataflow.tag)
+            deps = []
+            for d in self.dependencies:
+                if isinstance(d, Task):
+                    deps.append((d.id, d.transformation.tag, d._span))
+                else:
+                    deps.append((d[0], d[1], None))
+            self._span, self._ctx, self._common = tracing.start_task_span(
+                execution, self.transformation.tag, self.id, deps
+            )
+            self.status = semconv.RUNNING
+        self._flush()
+        return self
+
+    def save(self) -> None:
+        """Record the datasets added since the last call; the task keeps running."""
+        if self._span is None:
+            self.begin()
+        else:
+            self._flush()
+
+    def end(self, error: BaseException | str | None = None) -> None:
+        """Record the remaining datasets and finish the task (FAILED when ``error`` is given)."""
+        if self.status in (semconv.FINISHED, semconv.FAILED):
+            return
+        if self._span is None:
+            self.begin()
+        else:
+            self._flush()
+        from opentelemetry.trace import Status, StatusCode
+
+        error = error or self.error
+        self.status = semconv.FAILED if error else semconv.FINISHED
+        assert self._span is not None
+        self._span.set_attribute(semconv.TASK_STATUS, self.status)
+        if error:
+            text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+            self._span.set_attribute(semconv.TASK_ERROR, text)
+            self._span.set_status(Status(StatusCode.ERROR, text))
+            if isinstance(error, BaseException):
+                self._span.record_exception(error)
+        self._span.end()
+
+    def fail(self, error: BaseException | str) -> None:
+        """End the task as FAILED with ``error``."""
+        self.end(error=error)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for ds in pending:
+            set_def = self.dataflow.set(ds.tag)
+            role = self.transformation.role_of(set_def.tag) or SetType.OUTPUT
+            attrs = dataset_attributes(set_def, role, ds.elements)
+            attrs.update(self._common)
+            tracing.emit_dataset_span(self._ctx, set_def.tag, attrs)
+
+    # -- context manager --------------------------------------------------------------------
+    def __enter__(self) -> Task:
+        return self.begin()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.end(error=exc)
+
+    def __repr__(self) -> str:
+        return f"Task({self.id!r}, {self.dataflow.tag!r}, {self.exec_tag!r}, {self.transformation.tag!r}, {self.status})"
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple | set):
+        return list(value)
+    return [value]
+
+
+__all__ = [
+    "Attribute",
+    "AttributeType",
+    "DataSet",
+    "Dataflow",
+    "Element",
+    "Set",
+    "SetType",
+    "Task",
+    "Transformation",
+]

@@ -1,0 +1,62 @@
+"""The span exporter that writes provenance into a MonetDB store in this process.
+
+Registered as the ``dlprov`` entry point of ``opentelemetry_traces_exporter``, so
+``OTEL_TRACES_EXPORTER=dlprov`` selects it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from .errors import DLProvError
+from .records import from_readable_spans
+
+logger = logging.getLogger(__name__)
+
+
+class MonetDBSpanExporter(SpanExporter):
+    """Export DLProv spans to a store (``store`` object or URL; default ``DLPROV_STORE``).
+
+    Spans of other instrumentations are ignored. A failed write returns ``FAILURE`` (the
+    :class:`~dlprov_otel.processor.LosslessSpanProcessor` keeps and retries them) and is
+    logged once, never raised into the training.
+    """
+
+    def __init__(self, store: Any = None) -> None:
+        from .store import Store, open_store
+
+        self._owns = not isinstance(store, Store)
+        self.store = store if isinstance(store, Store) else open_store(store)
+        self._failing = False
+        self.last_error: str | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            self.store.ingest(from_readable_spans(spans))
+        except DLProvError as exc:
+            return self._fail(str(exc))
+        except Exception as exc:  # anything else must not reach the SDK thread either
+            return self._fail(f"{type(exc).__name__}: {exc}")
+        if self._failing:
+            logger.warning("DLProv: provenance store %s is writable again", self.store.url)
+            self._failing = False
+        return SpanExportResult.SUCCESS
+
+    def _fail(self, message: str) -> SpanExportResult:
+        self.last_error = message
+        if not self._failing:
+            logger.error("DLProv: cannot store provenance (will retry): %s", message)
+            self._failing = True
+        return SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        if self._owns:
+            self.store.close()

@@ -1,0 +1,211 @@
+"""A span processor that never drops a span.
+
+OpenTelemetry's ``BatchSpanProcessor`` holds 2,048 spans and silently throws new ones away
+when the queue is full, and gives up on a batch its exporter could not take. This one keeps
+every span: the queue is large and, when full, makes the caller wait instead of dropping; a
+batch that fails is retried with back-off; at shutdown, what still could not be exported is
+written to a spool file to be replayed later (``dlprov replay``). Counters are public.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessorStats:
+    """What happened to the spans that ended in this process."""
+
+    queued: int = 0  # spans handed to the processor
+    exported: int = 0  # spans the exporter accepted
+    export_failures: int = 0  # failed export attempts (each is retried)
+    retried_spans: int = 0  # spans that went through at least one retry
+    blocked_waits: int = 0  # times a caller waited because the queue was full
+    spooled: int = 0  # spans written to the spool at shutdown
+    dropped: int = 0  # spans lost: stays 0 unless even the spool failed
+    dropped_in_forked_child: int = 0  # spans ended in a fork (DataLoader worker): not ours
+    pending: int = 0  # spans waiting now
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class LosslessSpanProcessor(SpanProcessor):
+    """Batches spans to an exporter on a background thread without ever dropping one.
+
+    ``schedule_delay`` bounds how long a span waits before export (freshness); ``max_batch``
+    bounds one export call; ``max_queue`` is the point where callers are made to wait.
+    ``spool`` receives the spans left at shutdown when the exporter still fails.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        schedule_delay: float = 0.2,
+        max_batch: int = 20_000,
+        max_queue: int = 2_000_000,
+        shutdown_timeout: float = 30.0,
+        spool: Callable[[Sequence[ReadableSpan]], str] | None = None,
+    ) -> None:
+        self.exporter = exporter
+        self.schedule_delay = schedule_delay
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.shutdown_timeout = shutdown_timeout
+        self.spool = spool
+        self.stats = ProcessorStats()
+        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._cond = threading.Condition()
+        self._inflight = 0
+        self._flush_requests = 0
+        self._stopping = False
+        self._shutdown = False
+        self._pid = os.getpid()
+        self._warned = False
+        self._thread = self._start_worker()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    # -- SpanProcessor --------------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if os.getpid() != self._pid:
+            self.stats.dropped_in_forked_child += 1
+            return
+        if not span.context.trace_flags.sampled:
+            return
+        with self._cond:
+            if self._shutdown:
+                # The provider is gone but the span still matters: export it inline.
+                self._export_inline([span])
+                return
+            while len(self._queue) >= self.max_queue and not self._stopping:
+                self.stats.blocked_waits += 1
+                self._cond.notify_all()
+                self._cond.wait(0.05)
+            self._queue.append(span)
+            self.stats.queued += 1
+            if len(self._queue) >= self.max_batch:
+                self._cond.notify_all()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._cond:
+            self._flush_requests += 1
+            self._cond.notify_all()
+            while self._queue or self._inflight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.05))
+                self._cond.notify_all()
+        return True
+
+    def shutdown(self) -> None:
+        if self._shutdown:
+            return
+        self.force_flush(int(self.shutdown_timeout * 1000))
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        with self._cond:
+            left = list(self._queue)
+            self._queue.clear()
+            self._shutdown = True
+        if left:
+            self._spool(left)
+        self.exporter.shutdown()
+
+    # -- worker ---------------------------------------------------------------------------
+    def _start_worker(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="dlprov-span-export", daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            with self._cond:
+                if not self._stopping and (backoff or len(self._queue) < self.max_batch):
+                    self._cond.wait(backoff or self.schedule_delay)
+                if self._stopping and (not self._queue or backoff):
+                    return
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
+                self._inflight = len(batch)
+            if not batch:
+                continue
+            ok = self._export(batch)
+            with self._cond:
+                self._inflight = 0
+                if ok:
+                    self.stats.exported += len(batch)
+                    backoff = 0.0
+                else:
+                    self._queue.extendleft(reversed(batch))
+                    self.stats.retried_spans += len(batch)
+                    backoff = min(max(backoff * 2, 0.1), 5.0)
+                self.stats.pending = len(self._queue)
+                self._cond.notify_all()
+
+    def _export(self, batch: list[ReadableSpan]) -> bool:
+        try:
+            result = self.exporter.export(batch)
+        except Exception as exc:  # the exporter must never take the worker down
+            result = SpanExportResult.FAILURE
+            self._warn_once(f"provenance export raised {type(exc).__name__}: {exc}")
+        if result is not SpanExportResult.SUCCESS:
+            self.stats.export_failures += 1
+            self._warn_once("provenance export failed; keeping the spans and retrying")
+            return False
+        return True
+
+    def _export_inline(self, spans: list[ReadableSpan]) -> None:
+        if self._export(spans):
+            self.stats.exported += len(spans)
+        else:
+            self._spool(spans)
+
+    def _spool(self, spans: list[ReadableSpan]) -> None:
+        if self.spool is None:
+            self.stats.dropped += len(spans)
+            logger.error("DLProv: %d provenance spans could not be exported and no spool is set", len(spans))
+            return
+        try:
+            path = self.spool(spans)
+        except Exception as exc:
+            self.stats.dropped += len(spans)
+            logger.error("DLProv: %d provenance spans lost, spool failed: %s", len(spans), exc)
+            return
+        self.stats.spooled += len(spans)
+        logger.warning(
+            "DLProv: %d provenance spans could not be exported; saved to %s (replay with `dlprov replay`)",
+            len(spans),
+            path,
+        )
+
+    def _warn_once(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("DLProv: %s", message)
+
+    def _after_fork_in_child(self) -> None:
+        # Spans queued before the fork belong to the parent, which exports them.
+        self._queue = collections.deque()
+        self._cond = threading.Condition()
+        self._inflight = 0

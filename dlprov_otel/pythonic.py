@@ -1,0 +1,148 @@
+"""A Pythonic API over the same model: context managers and a decorator.
+
+::
+
+    with dlprov_otel.execution("run-1", dataflow="mnist"):
+        with dlprov_otel.task("trainmodel", inputs={"itrainmodel": {...}}) as t:
+            t.output("otrainmodel", loss=0.3, epoch=1)
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from . import tracing
+from .api import DataSet, Element, Task
+from .model import Dataflow
+
+_current: contextvars.ContextVar[tracing.Execution | None] = contextvars.ContextVar("dlprov_execution", default=None)
+_auto_tags: dict[str, str] = {}
+_task_counter = 0
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def new_execution_tag(dataflow: str) -> str:
+    """``<dataflow>-<UTC time>``, the original's style, with microseconds for uniqueness."""
+    return f"{dataflow}-{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%S.%f')}"
+
+
+def current_execution_tag(dataflow: str) -> str:
+    """The execution in scope, else one per dataflow and process (created on first use)."""
+    ex = _current.get()
+    if ex is not None:
+        return ex.tag
+    if dataflow not in _auto_tags:
+        _auto_tags[dataflow] = new_execution_tag(dataflow)
+    return _auto_tags[dataflow]
+
+
+def dataflow(tag: str, predefined: bool = True) -> Dataflow:
+    """The dataflow ``tag`` defined in this process, or a new one (saved)."""
+    try:
+        df = tracing.lookup_dataflow(tag)
+    except Exception:
+        df = Dataflow(tag, predefined=predefined)
+    if df.dirty:
+        df.save()
+    return df
+
+
+@contextmanager
+def execution(tag: str | None = None, dataflow: str | Dataflow = "mnist", predefined: bool = True) -> Iterator[tracing.Execution]:
+    """Run the block as one execution (a trace); FAILED if it raises."""
+    df = dataflow if isinstance(dataflow, Dataflow) else globals()["dataflow"](dataflow, predefined)
+    if df.dirty:
+        df.save()
+    ex = tracing.execution_for(tag or new_execution_tag(df.tag), df.tag)
+    token = _current.set(ex)
+    try:
+        yield ex
+    except BaseException as exc:
+        ex.end(error=exc)
+        raise
+    finally:
+        _current.reset(token)
+        ex.end()
+
+
+def current_execution() -> tracing.Execution | None:
+    return _current.get()
+
+
+class TaskScope:
+    """A task opened by :func:`task`: record inputs and outputs as they happen."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def _emit(self, set_tag: str, rows: Any, values: Mapping[str, Any]) -> None:
+        if rows is None:
+            rows = [dict(values)]
+        elif isinstance(rows, Mapping | Element) or (isinstance(rows, list | tuple) and rows and not isinstance(rows[0], list | tuple | Mapping | Element)):
+            rows = [rows]
+        self.task.add_dataset(DataSet(set_tag, rows))
+        self.task.save()
+
+    def input(self, set_tag: str, rows: Any = None, **values: Any) -> None:
+        """Record elements of an input set (a mapping, a list of values, or keywords)."""
+        self._emit(set_tag, rows, values)
+
+    def output(self, set_tag: str, rows: Any = None, **values: Any) -> None:
+        """Record elements of an output set."""
+        self._emit(set_tag, rows, values)
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+
+def _next_id() -> int:
+    global _task_counter
+    _task_counter += 1
+    return _task_counter
+
+
+@contextmanager
+def task(
+    transformation: str,
+    *,
+    dataflow: str | Dataflow | None = None,
+    execution_tag: str | None = None,
+    id: Any = None,  # noqa: A002
+    depends_on: Any = None,
+    inputs: Mapping[str, Any] | None = None,
+) -> Iterator[TaskScope]:
+    """Run the block as a task of ``transformation``; FAILED if it raises."""
+    ex = _current.get()
+    df_tag = dataflow if dataflow is not None else (ex.dataflow if ex else "mnist")
+    df = globals()["dataflow"](getattr(df_tag, "tag", df_tag)) if not isinstance(df_tag, Dataflow) else df_tag
+    t = Task(id if id is not None else _next_id(), df, execution_tag or (ex.tag if ex else None), transformation, dependency=depends_on)
+    for set_tag, rows in (inputs or {}).items():
+        t.add_dataset(DataSet(set_tag, [rows] if isinstance(rows, Mapping) else rows))
+    t.begin()
+    scope = TaskScope(t)
+    try:
+        yield scope
+    except BaseException as exc:
+        t.end(error=exc)
+        raise
+    t.end()
+
+
+def step(transformation: str, *, dataflow: str | Dataflow | None = None) -> Callable[[F], F]:
+    """Decorator: each call of the function is a task of ``transformation``."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            with task(transformation, dataflow=dataflow):
+                return fn(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+    return wrap

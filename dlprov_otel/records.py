@@ -1,0 +1,122 @@
+"""One neutral shape for a finished span, decoded from the SDK or from OTLP.
+
+The in-process exporter sees ``ReadableSpan`` objects, the collector and the spool see OTLP
+protobuf; both become :class:`SpanRecord` and go through the same store code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import semconv
+
+
+@dataclass
+class SpanRecord:
+    """A finished span, reduced to what the store needs."""
+
+    trace_id: str  # 32 hex digits
+    span_id: str  # 16 hex digits
+    parent_span_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    status_code: str = "UNSET"  # UNSET, OK, ERROR
+    status_message: str = ""
+    links: list[tuple[str, str]] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str | None:
+        return self.attributes.get(semconv.KIND)
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        """A span attribute, falling back to the resource (``host.name`` and the like)."""
+        if key in self.attributes:
+            return self.attributes[key]
+        return self.resource.get(key, default)
+
+
+def _hex_trace(value: int) -> str:
+    return format(value, "032x")
+
+
+def _hex_span(value: int) -> str:
+    return format(value, "016x")
+
+
+def from_readable_spans(spans: Sequence[Any]) -> list[SpanRecord]:
+    """Decode SDK ``ReadableSpan`` objects (the in-process exporter's input)."""
+    out: list[SpanRecord] = []
+    for s in spans:
+        attrs = dict(s.attributes or {})
+        if semconv.KIND not in attrs:
+            continue  # not ours: another instrumentation's span
+        ctx = s.context
+        out.append(
+            SpanRecord(
+                trace_id=_hex_trace(ctx.trace_id),
+                span_id=_hex_span(ctx.span_id),
+                parent_span_id=_hex_span(s.parent.span_id) if s.parent else None,
+                name=s.name,
+                start_ns=int(s.start_time or 0),
+                end_ns=int(s.end_time or s.start_time or 0),
+                attributes={k: list(v) if isinstance(v, tuple) else v for k, v in attrs.items()},
+                status_code=s.status.status_code.name,
+                status_message=s.status.description or "",
+                links=[(_hex_trace(lk.context.trace_id), _hex_span(lk.context.span_id)) for lk in s.links],
+                resource=dict(s.resource.attributes) if s.resource else {},
+            )
+        )
+    return out
+
+
+def _any_value(v: Any) -> Any:
+    which = v.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [_any_value(x) for x in v.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _any_value(kv.value) for kv in v.kvlist_value.values}
+    if which == "bytes_value":
+        return bytes(v.bytes_value)
+    return getattr(v, which)
+
+
+def _kv(pairs: Iterable[Any]) -> dict[str, Any]:
+    return {kv.key: _any_value(kv.value) for kv in pairs}
+
+
+_STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+def from_otlp(request: Any) -> list[SpanRecord]:
+    """Decode an OTLP ``ExportTraceServiceRequest`` (collector, spool)."""
+    out: list[SpanRecord] = []
+    for rs in request.resource_spans:
+        resource = _kv(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                attrs = _kv(s.attributes)
+                if semconv.KIND not in attrs:
+                    continue
+                out.append(
+                    SpanRecord(
+                        trace_id=bytes(s.trace_id).hex(),
+                        span_id=bytes(s.span_id).hex(),
+                        parent_span_id=bytes(s.parent_span_id).hex() or None,
+                        name=s.name,
+                        start_ns=int(s.start_time_unix_nano),
+                        end_ns=int(s.end_time_unix_nano),
+                        attributes=attrs,
+                        status_code=_STATUS.get(s.status.code, "UNSET"),
+                        status_message=s.status.message,
+                        links=[(bytes(lk.trace_id).hex(), bytes(lk.span_id).hex()) for lk in s.links],
+                        resource=resource,
+                    )
+                )
+    return out

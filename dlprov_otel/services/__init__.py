@@ -1,0 +1,1 @@
+"""Local helper services (a real Neo4j server started with ``java``, no Docker)."""

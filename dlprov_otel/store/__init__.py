@@ -1,0 +1,111 @@
+"""Opening provenance stores by URL.
+
+- a filesystem path, or ``monetdbe:PATH`` / ``monetdbe:///abs/path``: embedded MonetDB;
+  ``monetdbe::memory:`` keeps it in memory;
+- ``monetdb://user:password@host:port/database``: a MonetDB server through pymonetdb.
+
+Within one process a URL opens one store, shared by the exporter and queries (embedded
+MonetDB admits one process, and one connection serves all threads of it).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ..errors import StoreURLError
+from .store import Result, Store
+
+DEFAULT_STORE = "./dlprov-data"
+_lock = threading.Lock()
+_open: dict[str, Store] = {}
+
+
+def default_store_url() -> str:
+    """``DLPROV_STORE``, else ``./dlprov-data``."""
+    return os.environ.get("DLPROV_STORE") or DEFAULT_STORE
+
+
+def normalize_url(url: str | os.PathLike[str] | None) -> str:
+    """Canonical form of a store URL; raises ``StoreURLError`` for unknown schemes."""
+    raw = os.fspath(url) if url is not None else default_store_url()
+    if not isinstance(raw, str) or not raw.strip():
+        raise StoreURLError("empty store URL")
+    raw = raw.strip()
+    if raw in (":memory:", "monetdbe::memory:", "monetdbe:memory"):
+        return "monetdbe::memory:"
+    if "://" in raw or (":" in raw and not raw.startswith(("/", ".", "~")) and raw.split(":", 1)[0].isalpha() and len(raw.split(":", 1)[0]) > 1):
+        scheme = raw.split(":", 1)[0].lower()
+        if scheme == "monetdbe":
+            rest = raw.split(":", 1)[1]
+            rest = rest[2:] if rest.startswith("//") else rest
+            return "monetdbe:" + str(Path(unquote(rest)).expanduser().resolve())
+        if scheme in ("monetdb", "mapi"):
+            parts = urlsplit(raw)
+            if not parts.hostname or not parts.path.strip("/"):
+                raise StoreURLError(
+                    f"malformed MonetDB URL {raw!r}: expected monetdb://user:password@host:port/database"
+                )
+            try:
+                parts.port  # noqa: B018 - raises for a non-numeric port
+            except ValueError:
+                raise StoreURLError(f"malformed MonetDB URL {raw!r}: the port is not a number") from None
+            return raw
+        raise StoreURLError(
+            f"unknown store URL scheme {scheme!r} in {raw!r}: use a directory path, "
+            "monetdbe:PATH or monetdb://user:password@host:port/database"
+        )
+    return "monetdbe:" + str(Path(raw).expanduser().resolve())
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    if url.startswith("monetdb://"):
+        p = urlsplit(url)
+        return f"monetdb://{p.username or ''}@{p.hostname}:{p.port or 50000}{p.path}"
+    return url
+
+
+def open_store(url: str | os.PathLike[str] | None = None) -> Store:
+    """Open (or share the already open) store named by ``url``."""
+    key = normalize_url(url)
+    with _lock:
+        store = _open.get(key)
+        if store is None:
+            store = Store(_backend(key), describe(key))
+            _open[key] = store
+        store._refs += 1
+        return store
+
+
+def release(store: Store) -> None:
+    """Drop one reference; the last one closes the connection."""
+    with _lock:
+        store._refs -= 1
+        if store._refs > 0:
+            return
+        for k, v in list(_open.items()):
+            if v is store:
+                del _open[k]
+        store.backend.close()
+
+
+def _backend(key: str):
+    from .backends import EmbeddedBackend, ServerBackend
+
+    if key.startswith("monetdbe:"):
+        path = key[len("monetdbe:") :]
+        return EmbeddedBackend(None if path == ":memory:" else path)
+    p = urlsplit(key)
+    return ServerBackend(
+        host=p.hostname or "localhost",
+        port=p.port or 50000,
+        user=unquote(p.username or "monetdb"),
+        password=unquote(p.password or "monetdb"),
+        database=p.path.strip("/"),
+    )
+
+
+__all__ = ["DEFAULT_STORE", "Result", "Store", "default_store_url", "normalize_url", "open_store"]

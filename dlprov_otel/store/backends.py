@@ -1,0 +1,302 @@
+"""Connections to embedded MonetDB (monetdbe) and a MonetDB server (pymonetdb).
+
+Both take ``?`` placeholders; values are always bound (monetdbe prepares the statement,
+pymonetdb escapes them client-side), never spliced into SQL text by us.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import QueryError, StoreError, StoreLockedError
+
+# MonetDB types read back from sys.columns
+NUMERIC_TYPES = {"double", "real", "float", "decimal", "int", "bigint", "smallint", "tinyint", "hugeint"}
+# One append builds a (rows x longest string) byte matrix: cap it so a 10 MB string does not
+# turn into gigabytes; longer runs are cut into several appends.
+_MAX_STRING_MATRIX = 32 * 1024 * 1024
+
+
+class Backend:
+    """The few operations the store needs from a MonetDB connection."""
+
+    default_schema: str = "sys"
+    lock: threading.RLock
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def fetch(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        raise NotImplementedError
+
+    def append(
+        self, schema: str, table: str, columns: list[tuple[str, str]], data: dict[str, list[Any]], n: int
+    ) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def rollback(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class EmbeddedBackend(Backend):
+    """Embedded MonetDB in this process (one process per database directory).
+
+    monetdbe binds its SQL session to the thread that uses it, so every call runs on one
+    dedicated thread, whichever thread asks.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        # Not a ThreadPoolExecutor: those refuse work once the interpreter starts exiting,
+        # exactly when the last spans are flushed.
+        self._calls: queue.SimpleQueue[tuple[Any, tuple[Any, ...], list[Any], threading.Event] | None] = (
+            queue.SimpleQueue()
+        )
+        self._worker = threading.Thread(target=self._serve, name="dlprov-monetdbe", daemon=True)
+        self._worker.start()
+        self._on_thread(self._open, path)
+
+    def _serve(self) -> None:
+        while True:
+            item = self._calls.get()
+            if item is None:
+                return
+            fn, args, box, done = item
+            try:
+                box.append((True, fn(*args)))
+            except BaseException as exc:
+                box.append((False, exc))
+            done.set()
+
+    def _on_thread(self, fn: Any, *args: Any) -> Any:
+        if threading.current_thread() is self._worker:
+            return fn(*args)
+        if not self._worker.is_alive():
+            raise StoreError("the embedded store is closed")
+        box: list[Any] = []
+        done = threading.Event()
+        self._calls.put((fn, args, box, done))
+        done.wait()
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def _open(self, path: str | None) -> None:
+        try:
+            import monetdbe
+        except ImportError as exc:
+            raise StoreError(
+                "the embedded store needs monetdbe 0.11; run scripts/bootstrap.sh "
+                f"(it retags the cp310 wheel for this Python): {exc}"
+            ) from exc
+        self.lock = threading.RLock()
+        self.path = path
+        if path is not None:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = monetdbe.connect(path or ":memory:", autocommit=False)
+        except Exception as exc:
+            text = str(exc)
+            if "GDKinit" in text or "lock" in text.lower():
+                raise StoreLockedError(
+                    f"embedded store {path!r} is in use by another process (embedded MonetDB admits "
+                    "one process at a time). Query it from that process, stop it, or share the store "
+                    "through `dlprov collector serve` or a MonetDB server (monetdb://...)"
+                ) from exc
+            raise StoreError(f"cannot open embedded store {path!r}: {text}") from exc
+        self.cur = self.con.cursor()
+        self.default_schema = self._fetch("SELECT CURRENT_SCHEMA", None)[1][0][0]
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self._on_thread(self._execute, sql, params)
+
+    def _execute(self, sql: str, params: Sequence[Any] | None) -> None:
+        self.cur.execute(*_bindable(sql, params))
+
+    def fetch(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        return self._on_thread(self._fetch, sql, params)
+
+    def _fetch(self, sql: str, params: Sequence[Any] | None) -> tuple[list[str], list[tuple]]:
+        self.cur.execute(*_bindable(sql, params))
+        if self.cur.description is None:
+            return [], []
+        cols = [d[0] for d in self.cur.description]
+        return cols, [tuple(r) for r in self.cur.fetchall()]
+
+    def append(
+        self, schema: str, table: str, columns: list[tuple[str, str]], data: dict[str, list[Any]], n: int
+    ) -> None:
+        self._on_thread(self._append, schema, table, columns, data, n)
+
+    def _append(
+        self, schema: str, table: str, columns: list[tuple[str, str]], data: dict[str, list[Any]], n: int
+    ) -> None:
+        if n == 0:
+            return
+        string_cols = [c for c, t in columns if t not in NUMERIC_TYPES and t != "timestamp"]
+        # cut the rows so that no string matrix grows past the cap
+        start = 0
+        while start < n:
+            end, widest = start, 1
+            while end < n:
+                row_width = max((len(data[c][end] or "") * 4 for c in string_cols), default=1)
+                width = max(widest, row_width, 1)
+                if end > start and (end - start + 1) * width > _MAX_STRING_MATRIX:
+                    break
+                widest, end = width, end + 1
+            chunk = {c: self._column(data[c][start:end], t) for c, t in columns}
+            self.con.append(table, chunk, schema=schema)
+            start = end
+
+    @staticmethod
+    def _column(values: list[Any], sql_type: str) -> np.ndarray:
+        if sql_type in ("double", "real", "float"):
+            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        if sql_type in ("int", "bigint", "smallint", "tinyint"):
+            # monetdbe ignores masks on integer columns; MonetDB's own NULL is the type's minimum
+            dtype = np.int64 if sql_type == "bigint" else np.int32
+            nil = np.iinfo(dtype).min
+            return np.array([nil if v is None else v for v in values], dtype=dtype)
+        if sql_type == "timestamp":
+            return np.array([np.datetime64(v, "ns") for v in values], dtype="datetime64[ns]")
+        if sql_type == "boolean":
+            return np.array([bool(v) for v in values], dtype=bool)
+        mask = [v is None for v in values]
+        arr = np.array(["" if v is None else v for v in values], dtype=str)
+        if arr.dtype.kind != "U":  # all empty: numpy picks a 1-char unicode anyway
+            arr = arr.astype("U1")
+        return np.ma.masked_array(arr, mask=mask)
+
+    def commit(self) -> None:
+        self._on_thread(self.con.commit)
+
+    def rollback(self) -> None:
+        try:
+            self._on_thread(self.con.rollback)
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        try:
+            self._on_thread(self.con.close)
+        except Exception:
+            pass
+        self._calls.put(None)
+
+
+_QMARK = re.compile(r"\?")
+
+
+def _bindable(sql: str, params: Sequence[Any] | None) -> tuple[str, list[Any] | None]:
+    """monetdbe cannot bind None or bool: write those two as the SQL constants they are."""
+    if not params:
+        return sql, None
+    if not any(p is None or isinstance(p, bool) for p in params):
+        return sql, list(params)
+    values = iter(params)
+    kept: list[Any] = []
+
+    def sub(_: re.Match[str]) -> str:
+        v = next(values)
+        if v is None:
+            return "NULL"
+        if isinstance(v, bool):
+            return "TRUE" if v else "FALSE"
+        kept.append(v)
+        return "?"
+
+    return _QMARK.sub(sub, sql), kept or None
+
+
+class ServerBackend(Backend):
+    """A MonetDB server through pymonetdb."""
+
+    def __init__(self, host: str, port: int, user: str, password: str, database: str) -> None:
+        try:
+            import pymonetdb
+        except ImportError as exc:
+            raise StoreError("monetdb:// stores need pymonetdb: pip install 'dlprov-otel[server]'") from exc
+        self.lock = threading.RLock()
+        self.where = f"monetdb://{user}@{host}:{port}/{database}"
+        try:
+            self.con = pymonetdb.connect(
+                hostname=host, port=port, username=user, password=password, database=database,
+                autocommit=False, connect_timeout=10,
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot reach MonetDB server {self.where}: {exc}") from exc
+        self.cur = self.con.cursor()
+        self.cur.arraysize = 10_000
+        self.default_schema = self.fetch("SELECT CURRENT_SCHEMA")[1][0][0]
+
+    @staticmethod
+    def _sql(sql: str, params: Sequence[Any] | None) -> str:
+        if not params:
+            return sql
+        return _QMARK.sub("%s", sql.replace("%", "%%"))
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.cur.execute(self._sql(sql, params), list(params) if params else None)
+
+    def fetch(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        self.execute(sql, params)
+        if self.cur.description is None:
+            return [], []
+        cols = [d[0] for d in self.cur.description]
+        return cols, [tuple(r) for r in self.cur.fetchall()]
+
+    def append(
+        self, schema: str, table: str, columns: list[tuple[str, str]], data: dict[str, list[Any]], n: int
+    ) -> None:
+        from .ddl import quote_ident
+
+        names = ", ".join(quote_ident(c) for c, _ in columns)
+        row_ph = "(" + ", ".join("?" for _ in columns) + ")"
+        step = max(1, 20_000 // max(1, len(columns)))
+        for start in range(0, n, step):
+            end = min(n, start + step)
+            params: list[Any] = []
+            for i in range(start, end):
+                for c, t in columns:
+                    v = data[c][i]
+                    if v is not None and t in ("double", "real", "float") and v != v:
+                        v = None  # NaN is NULL
+                    params.append(v)
+            sql = (
+                f"INSERT INTO {quote_ident(schema)}.{quote_ident(table)} ({names}) VALUES "
+                + ", ".join(row_ph for _ in range(end - start))
+            )
+            self.execute(sql, params)
+
+    def commit(self) -> None:
+        self.con.commit()
+
+    def rollback(self) -> None:
+        try:
+            self.con.rollback()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.con.close()
+        except Exception:
+            pass
+
+
+def query_error(sql: str, exc: Exception) -> QueryError:
+    msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return QueryError(f"{msg}\n  in: {sql.strip()[:200]}")

@@ -1,0 +1,367 @@
+"""OpenTelemetry set-up and the spans DLProv-OTel emits.
+
+``configure()`` builds a ``TracerProvider`` with unlimited span attributes, events and links
+and the :class:`~dlprov_otel.processor.LosslessSpanProcessor`, exporting either into a store
+in this process or over OTLP to a collector. Executions are traces; tasks and dataset
+emissions are spans (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.trace import Link, Span, Status, StatusCode
+
+from . import hardware, semconv
+from .processor import LosslessSpanProcessor
+
+if TYPE_CHECKING:
+    from .model import Dataflow
+
+logger = logging.getLogger(__name__)
+TRACER_NAME = "dlprov_otel"
+
+_UNLIMITED = SpanLimits(
+    max_attributes=SpanLimits.UNSET,
+    max_events=SpanLimits.UNSET,
+    max_links=SpanLimits.UNSET,
+    max_span_attributes=SpanLimits.UNSET,
+    max_event_attributes=SpanLimits.UNSET,
+    max_link_attributes=SpanLimits.UNSET,
+    max_attribute_length=SpanLimits.UNSET,
+    max_span_attribute_length=SpanLimits.UNSET,
+)
+
+
+@dataclass
+class Telemetry:
+    """The configured pipeline: provider, processor and where spans go."""
+
+    provider: TracerProvider
+    processor: LosslessSpanProcessor
+    target: str  # store URL or OTLP endpoint
+    store: Any = None  # the Store when exporting in-process
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        return self.provider.get_tracer(TRACER_NAME)
+
+    def stats(self) -> dict[str, int]:
+        """Counters of the span processor (queued, exported, dropped, ...)."""
+        s = self.processor.stats
+        s.pending = len(self.processor._queue)
+        return s.as_dict()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Export everything recorded so far; True when it is stored."""
+        return self.processor.force_flush(int(timeout * 1000))
+
+    def shutdown(self) -> None:
+        _end_open_executions()
+        self.provider.shutdown()
+
+
+_state: Telemetry | None = None
+_state_lock = threading.RLock()
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        logger.warning("DLProv: %s=%r is not a number; using %s", name, os.environ.get(name), default)
+        return default
+
+
+def configure(
+    store: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+    *,
+    service_name: str | None = None,
+    headers: dict[str, str] | None = None,
+    schedule_delay: float | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    set_global: bool = True,
+) -> Telemetry:
+    """Set up OpenTelemetry for provenance and return the pipeline.
+
+    ``store`` (a path or ``monetdb://`` URL) exports in this process; ``endpoint``
+    (``http://host:4318``) sends OTLP to a DLProv collector. Without either, ``DLPROV_ENDPOINT``
+    or ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`` selects OTLP, else ``DLPROV_STORE`` or
+    ``./dlprov-data`` is used. Calling it again replaces the previous pipeline.
+    """
+    global _state
+    from .spool import default_spool_dir, spool_writer
+
+    with _state_lock:
+        if _state is not None:
+            _state.shutdown()
+            _state = None
+        if store is None and endpoint is None:
+            endpoint = (
+                os.environ.get("DLPROV_ENDPOINT")
+                or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            )
+            if endpoint and os.environ.get("DLPROV_STORE"):
+                endpoint = None  # an explicit store wins over a generic OTLP endpoint
+        resource = Resource.create(
+            {
+                semconv.SERVICE_NAME: service_name or os.environ.get("OTEL_SERVICE_NAME") or "dlprov",
+                **{k: v for k, v in hardware.host_facts().items() if k.startswith(("host.", "os.", "process."))},
+            }
+        )
+        store_obj = None
+        if endpoint:
+            from .otlp import make_otlp_exporter
+
+            exporter = make_otlp_exporter(endpoint, headers=headers)
+            target = endpoint
+        else:
+            from .exporter import MonetDBSpanExporter
+            from .store import open_store
+
+            store_obj = open_store(store)
+            exporter = MonetDBSpanExporter(store=store_obj)
+            target = store_obj.url
+        processor = LosslessSpanProcessor(
+            exporter,
+            schedule_delay=schedule_delay if schedule_delay is not None else _env_float("DLPROV_SCHEDULE_DELAY", 0.2),
+            shutdown_timeout=_env_float("DLPROV_SHUTDOWN_TIMEOUT", 30.0),
+            spool=spool_writer(spool_dir or default_spool_dir()),
+        )
+        provider = TracerProvider(resource=resource, span_limits=_UNLIMITED, shutdown_on_exit=False)
+        provider.add_span_processor(processor)
+        _state = Telemetry(provider=provider, processor=processor, target=target, store=store_obj)
+        if set_global:
+            _maybe_set_global(provider)
+        return _state
+
+
+def _maybe_set_global(provider: TracerProvider) -> None:
+    current = trace.get_tracer_provider()
+    if isinstance(current, trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+
+
+def telemetry() -> Telemetry:
+    """The configured pipeline, configuring it from the environment on first use."""
+    with _state_lock:
+        return _state if _state is not None else configure()
+
+
+def shutdown() -> None:
+    """End open executions, export everything and close the pipeline."""
+    global _state
+    with _state_lock:
+        if _state is not None:
+            _state.shutdown()
+            if _state.store is not None:
+                _state.store.close()
+            _state = None
+
+
+atexit.register(shutdown)
+
+
+# --- common attributes -------------------------------------------------------------------
+def rank_attributes() -> dict[str, int]:
+    """Rank and world size of a distributed job (torchrun, SLURM, MPI), when there is one."""
+    env = os.environ
+    rank = env.get("RANK") or env.get("SLURM_PROCID") or env.get("OMPI_COMM_WORLD_RANK")
+    world = env.get("WORLD_SIZE") or env.get("SLURM_NTASKS") or env.get("OMPI_COMM_WORLD_SIZE")
+    if rank is None or world is None:
+        return {}
+    try:
+        return {semconv.RANK: int(rank), semconv.WORLD_SIZE: int(world)}
+    except ValueError:
+        return {}
+
+
+# --- dataflows -----------------------------------------------------------------------------
+_dataflows: dict[str, Dataflow] = {}
+
+
+def register_dataflow(df: Dataflow) -> None:
+    _dataflows[df.tag] = df
+
+
+def lookup_dataflow(tag_or_df: Any) -> Dataflow:
+    from .errors import SpecError
+    from .model import Dataflow as _Dataflow
+    from .model import normalize_tag
+
+    if isinstance(tag_or_df, _Dataflow):
+        _dataflows.setdefault(tag_or_df.tag, tag_or_df)
+        return tag_or_df
+    tag = normalize_tag(tag_or_df, "dataflow tag")
+    try:
+        return _dataflows[tag]
+    except KeyError:
+        raise SpecError(
+            f"dataflow {tag!r} is not defined in this process: create Dataflow({tag!r}, predefined=True) "
+            "(or with your transformations) and call save() first"
+        ) from None
+
+
+def emit_dataflow(df: Dataflow) -> None:
+    """Send the dataflow specification as a span of its own (a new version if it changed)."""
+    register_dataflow(df)
+    spec = df.to_spec()
+    if df.saved_hash == spec.hash:
+        return
+    attrs = {
+        semconv.KIND: semconv.KIND_DATAFLOW,
+        semconv.DATAFLOW_TAG: df.tag,
+        semconv.DATAFLOW_SPEC: spec.to_json(),
+        semconv.DATAFLOW_SPEC_HASH: spec.hash,
+    }
+    span = telemetry().tracer.start_span(f"dataflow {df.tag}", context=otel_context.Context(), attributes=attrs)
+    span.end()
+    df.saved_hash = spec.hash
+
+
+# --- executions ----------------------------------------------------------------------------
+class Execution:
+    """One run of a dataflow: a trace whose root span lasts as long as the run."""
+
+    def __init__(self, tag: str, dataflow: str) -> None:
+        self.tag = str(tag)
+        self.dataflow = dataflow
+        self.span: Span | None = None
+        self.context: otel_context.Context | None = None
+        self.status = semconv.RUNNING
+        self._lock = threading.Lock()
+
+    def attributes(self) -> dict[str, Any]:
+        return {
+            semconv.EXECUTION_TAG: self.tag,
+            semconv.DATAFLOW_TAG: self.dataflow,
+            **rank_attributes(),
+        }
+
+    def start(self) -> Execution:
+        with self._lock:
+            if self.span is not None:
+                return self
+            tracer = telemetry().tracer
+            attrs = {
+                **self.attributes(),
+                semconv.EXECUTION_SCIENTIST: hardware.scientist(),
+                **hardware.hardware_attributes(),
+            }
+            self.span = tracer.start_span(
+                f"execution {self.dataflow}",
+                context=otel_context.Context(),
+                attributes={semconv.KIND: semconv.KIND_EXECUTION, **attrs},
+            )
+            self.context = trace.set_span_in_context(self.span, otel_context.Context())
+            marker = tracer.start_span(
+                "execution.start",
+                context=self.context,
+                attributes={semconv.KIND: semconv.KIND_EXECUTION_START, semconv.EXECUTION_STATUS: semconv.RUNNING, **attrs},
+            )
+            marker.end()
+            return self
+
+    def end(self, status: str | None = None, error: BaseException | str | None = None) -> None:
+        """End the run: FINISHED, or FAILED when ``error`` is given."""
+        with self._lock:
+            if self.span is None or not self.span.is_recording():
+                return
+            self.status = status or (semconv.FAILED if error else semconv.FINISHED)
+            self.span.set_attribute(semconv.EXECUTION_STATUS, self.status)
+            if error is not None:
+                self.span.set_attribute(semconv.EXECUTION_ERROR, _error_text(error))
+                self.span.set_status(Status(StatusCode.ERROR, _error_text(error)))
+                if isinstance(error, BaseException):
+                    self.span.record_exception(error)
+            self.span.end()
+        _executions.pop(self.tag, None)
+
+    def __enter__(self) -> Execution:
+        return self.start()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.end(error=exc)
+
+
+_executions: dict[str, Execution] = {}
+_executions_lock = threading.Lock()
+
+
+def execution_for(tag: Any, dataflow: str) -> Execution:
+    """The running execution with this tag, started on first use."""
+    key = str(tag)
+    with _executions_lock:
+        ex = _executions.get(key)
+        if ex is None:
+            ex = _executions[key] = Execution(key, dataflow)
+    return ex.start()
+
+
+def open_executions() -> list[Execution]:
+    return list(_executions.values())
+
+
+def _end_open_executions() -> None:
+    for ex in list(_executions.values()):
+        try:
+            ex.end()
+        except Exception:  # never fail an interpreter exit
+            logger.debug("ending execution %s failed", ex.tag, exc_info=True)
+
+
+def _error_text(error: BaseException | str) -> str:
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"
+    return str(error)
+
+
+# --- tasks and datasets -----------------------------------------------------------------------
+def start_task_span(
+    execution: Execution,
+    transformation: str,
+    task_id: str,
+    dependencies: Sequence[tuple[str, str, Span | None]] = (),
+) -> tuple[Span, otel_context.Context, dict[str, Any]]:
+    """Start a task span under its execution; returns the span, its context and its attributes."""
+    common = {
+        semconv.EXECUTION_TAG: execution.tag,
+        semconv.DATAFLOW_TAG: execution.dataflow,
+        semconv.TRANSFORMATION_TAG: transformation,
+        semconv.TASK_ID: task_id,
+        **rank_attributes(),
+    }
+    links = [Link(span.get_span_context()) for _, _, span in dependencies if span is not None]
+    attrs = {
+        semconv.KIND: semconv.KIND_TASK,
+        **common,
+        semconv.TASK_DEPENDENCIES: [d[0] for d in dependencies],
+        semconv.TASK_DEPENDENCY_TRANSFORMATIONS: [d[1] for d in dependencies],
+    }
+    tracer = telemetry().tracer
+    span = tracer.start_span(transformation, context=execution.context, attributes=attrs, links=links)
+    ctx = trace.set_span_in_context(span, execution.context)
+    marker = tracer.start_span(
+        f"{transformation}.state",
+        context=ctx,
+        attributes={semconv.KIND: semconv.KIND_TASK_STATE, semconv.TASK_STATUS: semconv.RUNNING, **common},
+    )
+    marker.end()
+    return span, ctx, common
+
+
+def emit_dataset_span(ctx: otel_context.Context, name: str, attributes: dict[str, Any]) -> None:
+    """A dataset emission: a short span, child of its task, that ends at once."""
+    telemetry().tracer.start_span(name, context=ctx, attributes=attributes).end()
