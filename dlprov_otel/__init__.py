@@ -6,7 +6,15 @@ The DfAnalyzer API (``Dataflow``, ``Transformation``, ``Set``, ``Attribute``, ``
 """
 
 from .api import DataSet, Element, Task
-from .errors import DLProvError, ElementError, QueryError, SpecError, StoreError, StoreLockedError, StoreURLError
+from .errors import (
+    DLProvError,
+    ElementError,
+    QueryError,
+    SpecError,
+    StoreError,
+    StoreLockedError,
+    StoreURLError,
+)
 from .model import Attribute, AttributeType, Dataflow, Set, SetType, Transformation
 from .pythonic import current_execution, dataflow, execution, step, task
 from .tracing import Telemetry, configure, shutdown, telemetry
@@ -52,10 +60,10 @@ __all__ = [
     "dataflow",
     "execution",
     "flush",
+    "get_store",
     "shutdown",
     "stats",
     "step",
-    "get_store",
     "task",
     "telemetry",
 ]

@@ -121,7 +121,7 @@ class Task:
 
     def __init__(
         self,
-        id: Any,  # noqa: A002 - DfAnalyzer's name
+        id: Any,
         dataflow_tag: str | Dataflow,
         exec_tag: Any = None,
         transformation_tag: str | Transformation | None = None,

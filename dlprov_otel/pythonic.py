@@ -113,7 +113,7 @@ def task(
     *,
     dataflow: str | Dataflow | None = None,
     execution_tag: str | None = None,
-    id: Any = None,  # noqa: A002
+    id: Any = None,
     depends_on: Any = None,
     inputs: Mapping[str, Any] | None = None,
 ) -> Iterator[TaskScope]:

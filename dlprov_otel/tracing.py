@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Link, Span, Status, StatusCode
 
 from . import hardware, semconv
@@ -41,6 +43,27 @@ _UNLIMITED = SpanLimits(
     max_attribute_length=SpanLimits.UNSET,
     max_span_attribute_length=SpanLimits.UNSET,
 )
+
+
+class SystemRandomIdGenerator(IdGenerator):
+    """Trace and span ids from the OS's entropy.
+
+    The SDK's default draws from the ``random`` module, which training scripts seed for
+    reproducibility (``random.seed(42)``): two runs would then share ids, and the store, which
+    is idempotent on (trace id, span id), would take the second run for a duplicate.
+    """
+
+    def generate_span_id(self) -> int:
+        while True:
+            value = secrets.randbits(64)
+            if value != trace.INVALID_SPAN_ID:
+                return value
+
+    def generate_trace_id(self) -> int:
+        while True:
+            value = secrets.randbits(128)
+            if value != trace.INVALID_TRACE_ID:
+                return value
 
 
 @dataclass
@@ -140,7 +163,12 @@ def configure(
             shutdown_timeout=_env_float("DLPROV_SHUTDOWN_TIMEOUT", 30.0),
             spool=spool_writer(spool_dir or default_spool_dir()),
         )
-        provider = TracerProvider(resource=resource, span_limits=_UNLIMITED, shutdown_on_exit=False)
+        provider = TracerProvider(
+            resource=resource,
+            span_limits=_UNLIMITED,
+            shutdown_on_exit=False,
+            id_generator=SystemRandomIdGenerator(),
+        )
         provider.add_span_processor(processor)
         _state = Telemetry(provider=provider, processor=processor, target=target, store=store_obj)
         if set_global:

@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass

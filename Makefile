@@ -1,0 +1,51 @@
+# The README's two commands are `make demo` and `make test`; each bootstraps .venv from nothing.
+PY      := .venv/bin/python
+EXTRAS_DEMO := keras,dev
+EXTRAS_ALL  := keras,torch,server,neo4j,collector,dev
+STAMP_ALL   := .venv/.installed-all
+STAMP_DEMO  := .venv/.installed-demo
+export PATH := $(CURDIR)/.venv/bin:$(PATH):/usr/local/go/bin
+
+.PHONY: demo test install install-all lint bench bench-quick neo4j neo4j-stop otelcol collector clean
+
+$(STAMP_DEMO): pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh $(EXTRAS_DEMO)
+	touch $@
+
+$(STAMP_ALL): pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh $(EXTRAS_ALL)
+	touch $@ $(STAMP_DEMO)
+
+install: $(STAMP_DEMO)     ## SDK + Keras: enough for the demo
+install-all: $(STAMP_ALL)  ## everything: torch, server, neo4j, collector, dev tools
+
+demo: $(STAMP_DEMO)        ## the main job: Keras training recorded into ./dlprov-data, SQL + PROV
+	.venv/bin/dlprov demo
+
+test: $(STAMP_ALL) otelcol ## all tests, with real MonetDB, Neo4j (Maven) and OpenTelemetry Collector (Go)
+	.venv/bin/ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP_ALL)
+	.venv/bin/ruff check .
+
+bench: $(STAMP_ALL) otelcol
+	$(PY) bench/run.py --full
+
+bench-quick: $(STAMP_ALL)
+	$(PY) bench/run.py --quick
+
+neo4j: $(STAMP_ALL)        ## start a local Neo4j Community (built with Maven) on 127.0.0.1
+	$(PY) -m dlprov_otel.services.neo4j_local start
+
+neo4j-stop:
+	$(PY) -m dlprov_otel.services.neo4j_local stop
+
+otelcol:                   ## build the OpenTelemetry Collector with the Collector Builder (Go)
+	collector/otelcol/build.sh
+
+collector: $(STAMP_ALL)    ## run the DLProv collector on 127.0.0.1:4318 (HTTP) and :4317 (gRPC)
+	.venv/bin/dlprov collector serve
+
+clean:
+	rm -rf .venv dlprov-data dlprov-out neo4j/target neo4j/run collector/otelcol/build

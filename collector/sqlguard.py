@@ -1,0 +1,207 @@
+"""Read-only SQL for the collector's query endpoint.
+
+A small tokenizer (string literals, quoted identifiers and comments are skipped, so a quoted
+``'drop'`` is harmless and ``/* c */ drop`` is not) splits a script into statements and
+allows only reads: ``SELECT``, ``WITH``, ``VALUES``, ``EXPLAIN``, ``PLAN``, ``SET SCHEMA`` and
+the catalog shortcuts ``\\d`` / ``\\d TABLE``. A statement that names a writing keyword anywhere
+(``WITH x AS (...) DELETE ...``) is refused too. The server also rolls the session back
+instead of committing (MonetDB has no read-only transactions), so nothing written could stay.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dlprov_otel.errors import QueryError
+
+ALLOWED_FIRST = ("SELECT", "WITH", "VALUES", "EXPLAIN", "PLAN", "(")
+# Keywords that write, change the schema, grant, move files, end the transaction or run code.
+FORBIDDEN = frozenset(
+    """
+    INSERT UPDATE DELETE MERGE UPSERT TRUNCATE DROP CREATE ALTER RENAME GRANT REVOKE COPY CALL
+    COMMENT COMMIT ROLLBACK START BEGIN SAVEPOINT RELEASE DECLARE EXEC EXECUTE PREPARE DEALLOCATE
+    ANALYZE SET LOAD
+    """.split()
+)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_IDENT = r'(?:[A-Za-z_][A-Za-z0-9_]*|"(?:[^"]|"")+")'
+_SET_SCHEMA = re.compile(rf"^SET\s+SCHEMA\s+{_IDENT}$", re.I)
+_META = re.compile(rf"^\\d\s*(?:(?P<schema>{_IDENT})\s*\.\s*)?(?P<table>{_IDENT})?\s*$")
+
+
+class SQLRefused(QueryError):
+    """A statement the read-only endpoint will not run."""
+
+
+@dataclass
+class Statement:
+    """One statement: its text and its keyword tokens (words outside literals and comments)."""
+
+    text: str
+    words: list[str]
+
+
+def tokenize(sql: str, backslash_escapes: bool = True) -> list[Statement]:
+    """Split ``sql`` on semicolons outside literals and comments.
+
+    ``backslash_escapes``: whether ``\\'`` inside a plain '...' literal escapes the quote, as
+    MonetDB does by default (``R'...'`` literals never escape, ``E'...'`` always do).
+    Raises :class:`SQLRefused` for an unterminated literal or comment.
+    """
+    out: list[Statement] = []
+    start, i, n = 0, 0, len(sql)
+    words: list[str] = []
+    word_end = -1  # where the last word ended: a word right before a quote is its prefix
+    while i < n:
+        c = sql[i]
+        if c == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif c == "/" and sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            if end < 0:
+                raise SQLRefused("unterminated /* comment")
+            i = end + 2
+        elif c == "'":
+            prefix = words[-1].upper() if words and word_end == i else ""
+            escapes = {"R": False, "E": True}.get(prefix, backslash_escapes)
+            i = _skip_literal(sql, i, "'", escapes)
+        elif c == '"':
+            i = _skip_literal(sql, i, '"', False)
+        elif c == ";":
+            _emit(out, sql[start:i], words)
+            words = []
+            i += 1
+            start = i
+        elif c == "\\" and not sql[start:i].strip():
+            # a \d catalog shortcut runs to the end of its statement
+            end = sql.find(";", i)
+            end = n if end < 0 else end
+            _emit(out, sql[start:end], ["\\D"])
+            words = []
+            i = start = end + 1 if end < n else n
+        elif c.isalpha() or c == "_":
+            m = _WORD.match(sql, i)
+            assert m is not None
+            words.append(m.group(0))
+            i = word_end = m.end()
+        else:
+            if c == "(" and not words:
+                words.append("(")
+            i += 1
+    _emit(out, sql[start:], words)
+    return out
+
+
+def _skip_literal(sql: str, i: int, quote: str, escapes: bool) -> int:
+    j, n = i + 1, len(sql)
+    while j < n:
+        ch = sql[j]
+        if escapes and ch == "\\":
+            j += 2
+            continue
+        if ch == quote:
+            if j + 1 < n and sql[j + 1] == quote:  # doubled quote
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    kind = "string literal" if quote == "'" else "quoted identifier"
+    raise SQLRefused(f"unterminated {kind} starting at character {i + 1}")
+
+
+def _emit(out: list[Statement], text: str, words: list[str]) -> None:
+    if words or _strip_comments(text):
+        out.append(Statement(text.strip(), list(words)))
+
+
+def _strip_comments(text: str) -> str:
+    # only used where a literal would make the statement fail anyway (SET SCHEMA, emptiness)
+    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", text, flags=re.S).strip()
+
+
+def _check(stmt: Statement, number: int) -> None:
+    words = [w.upper() for w in stmt.words]
+    if words == ["\\D"]:
+        if not _META.match(stmt.text):
+            raise SQLRefused(f"statement {number}: use \\d or \\d [schema.]table, got {stmt.text[:80]!r}")
+        return
+    if not words:
+        raise SQLRefused(f"statement {number} is not a query: {stmt.text[:80]!r}")
+    first = words[0]
+    if first == "SET":
+        if _SET_SCHEMA.match(_strip_comments(stmt.text)):
+            return
+        raise SQLRefused(
+            f"statement {number}: only SET SCHEMA is allowed on the read-only endpoint, got {stmt.text[:80]!r}"
+        )
+    if first not in ALLOWED_FIRST:
+        raise SQLRefused(
+            f"statement {number} starts with {first}: the SQL endpoint is read-only "
+            "(allowed: SELECT, WITH, VALUES, EXPLAIN, PLAN, SET SCHEMA, \\d)"
+        )
+    bad = sorted({w for w in words if w in FORBIDDEN})
+    if bad:
+        raise SQLRefused(
+            f"statement {number} contains {', '.join(bad)}: the SQL endpoint is read-only "
+            "(quote an identifier with that name: \"update\")"
+        )
+
+
+def check_read_only(sql: str) -> list[str]:
+    """The statements of ``sql`` if every one only reads; raises :class:`SQLRefused` otherwise.
+
+    The script is checked twice, with and without backslash escapes in plain string
+    literals, so a literal such as ``'a\\'; drop table t; --'`` cannot hide a statement from
+    one reading while MonetDB uses the other.
+    """
+    if not isinstance(sql, str) or not sql.strip():
+        raise SQLRefused("no SQL statement given")
+    statements = tokenize(sql, backslash_escapes=True)
+    if "\\" in sql:
+        for number, stmt in enumerate(tokenize(sql, backslash_escapes=False), 1):
+            _check(stmt, number)
+    if not statements:
+        raise SQLRefused("no SQL statement given (only comments)")
+    for number, stmt in enumerate(statements, 1):
+        _check(stmt, number)
+    return [expand_meta(s.text) if s.words == ["\\D"] else s.text for s in statements]
+
+
+def _unquote(ident: str | None) -> str | None:
+    if ident is None:
+        return None
+    if ident.startswith('"'):
+        return ident[1:-1].replace('""', '"')
+    return ident.lower()  # MonetDB folds unquoted identifiers to lower case
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def expand_meta(text: str) -> str:
+    """``\\d`` lists the tables of user schemas; ``\\d [schema.]table`` lists a table's columns."""
+    m = _META.match(text.strip())
+    if m is None:
+        raise SQLRefused(f"use \\d or \\d [schema.]table, got {text[:80]!r}")
+    table, schema = _unquote(m.group("table")), _unquote(m.group("schema"))
+    if table is None:
+        return (
+            'SELECT s.name AS "schema", t.name AS "table", '
+            "(SELECT COUNT(*) FROM sys.columns c WHERE c.table_id = t.id) AS \"columns\" "
+            "FROM sys.tables t JOIN sys.schemas s ON t.schema_id = s.id "
+            "WHERE NOT t.system ORDER BY s.name, t.name"
+        )
+    where_schema = f"s.name = {_literal(schema)}" if schema else "s.name = CURRENT_SCHEMA"
+    return (
+        'SELECT c.name AS "column", c.type AS "type", c.type_digits AS "digits", '
+        'c."null" AS "nullable", c.number AS "position" '
+        "FROM sys.columns c JOIN sys.tables t ON c.table_id = t.id "
+        f"JOIN sys.schemas s ON t.schema_id = s.id WHERE t.name = {_literal(table)} AND {where_schema} "
+        "ORDER BY c.number"
+    )
+
+
+__all__ = ["SQLRefused", "check_read_only", "expand_meta", "tokenize"]

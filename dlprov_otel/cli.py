@@ -1,0 +1,232 @@
+"""The ``dlprov`` command line.
+
+Core commands live here (``sql``, ``executions``, ``replay``); feature modules add theirs
+through ``add_commands(subparsers)`` (see :data:`PLUGINS`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import importlib
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import DLProvError
+
+PLUGINS = (
+    "dlprov_otel.demo",
+    "dlprov_otel.prov.cli",
+    "dlprov_otel.neo4j_loader",
+    "dlprov_otel.collector.cli",
+)
+
+
+def split_statements(text: str) -> list[str]:
+    """Split SQL text on semicolons outside quotes and comments."""
+    out: list[str] = []
+    buf: list[str] = []
+    i, n = 0, len(text)
+    quote: str | None = None
+    while i < n:
+        c = text[i]
+        if quote:
+            buf.append(c)
+            if c == quote:
+                if i + 1 < n and text[i + 1] == quote:  # doubled quote inside a literal
+                    buf.append(text[i + 1])
+                    i += 1
+                else:
+                    quote = None
+        elif c in ("'", '"'):
+            quote = c
+            buf.append(c)
+        elif c == "-" and text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c == "/" and text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            continue
+        elif c == ";":
+            stmt = "".join(buf).strip()
+            if stmt:
+                out.append(stmt)
+            buf = []
+        else:
+            buf.append(c)
+        i += 1
+    stmt = "".join(buf).strip()
+    if stmt:
+        out.append(stmt)
+    return out
+
+
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "NULL"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    return str(v)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, dt.datetime | dt.date):
+        return v.isoformat()
+    return v
+
+
+def print_result(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table", out: Any = None) -> None:
+    """Print a result as an aligned table, CSV or JSON."""
+    out = out or sys.stdout
+    if fmt == "json":
+        json.dump([{c: _jsonable(v) for c, v in zip(columns, r, strict=False)} for r in rows], out, indent=2)
+        out.write("\n")
+        return
+    if fmt == "csv":
+        w = csv.writer(out)
+        w.writerow(columns)
+        for r in rows:
+            w.writerow(["" if v is None or (isinstance(v, float) and math.isnan(v)) else _jsonable(v) for v in r])
+        return
+    cells = [[_cell(v) for v in r] for r in rows]
+    cells = [[c if len(c) <= 60 else c[:57] + "..." for c in r] for r in cells]
+    widths = [len(c) for c in columns]
+    for r in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, r, strict=False)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out.write(line + "\n")
+    out.write("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)) + " |\n")
+    out.write(line + "\n")
+    for r in cells:
+        out.write("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |\n")
+    out.write(line + "\n")
+    out.write(f"{len(rows)} row{'s' if len(rows) != 1 else ''}\n")
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    statements = split_statements(" ; ".join(args.sql))
+    if not statements:
+        raise DLProvError("no SQL statement given")
+    if args.endpoint:
+        from .collector.client import query
+
+        columns, rows = query(args.endpoint, "; ".join(statements), token=args.token)
+    else:
+        from .store import open_store
+
+        store = open_store(args.store)
+        result = store.run_script(statements)
+        columns, rows = result.columns, result.rows
+    if columns:
+        print_result(columns, rows, args.format)
+    else:
+        print("OK")
+    return 0
+
+
+def _cmd_executions(args: argparse.Namespace) -> int:
+    if args.endpoint:
+        from .collector.client import executions
+
+        columns, rows = executions(args.endpoint, token=args.token)
+        print_result(columns, rows, args.format)
+        return 0
+    from .store import open_store
+
+    store = open_store(args.store)
+    res = store.executions()
+    columns = [*res.columns, "elements"]
+    rows = []
+    for r in res.rows:
+        counts = store.element_counts(r[0])
+        rows.append((*r, sum(counts.values())))
+    print_result(columns, rows, args.format)
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from . import spool
+
+    if args.endpoint:
+        from .collector.client import replay_spool
+
+        files, spans = replay_spool(args.endpoint, args.spool_dir, token=args.token)
+    else:
+        from .store import open_store
+
+        files, spans = spool.replay(open_store(args.store), args.spool_dir)
+    print(f"replayed {files} spool file(s), {spans} span(s)")
+    return 0
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", help="store URL or path (default: $DLPROV_STORE or ./dlprov-data)")
+    p.add_argument("--endpoint", help="query a DLProv collector instead (http://host:4318)")
+    p.add_argument("--token", help="bearer token for the collector (default: $DLPROV_TOKEN)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="dlprov", description="Provenance for deep learning on OpenTelemetry.")
+    parser.add_argument("--version", action="version", version=f"dlprov-otel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("sql", help="run SQL statements in one session and print the last result")
+    p.add_argument("sql", nargs="+", help='e.g. \'SET SCHEMA "mnist"; SELECT * FROM otrainmodel\'')
+    _add_target(p)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=_cmd_sql)
+
+    p = sub.add_parser("executions", help="list runs with status, start, end and row counts")
+    _add_target(p)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=_cmd_executions)
+
+    p = sub.add_parser("replay", help="store spans spooled while the store or collector was unreachable")
+    _add_target(p)
+    p.add_argument("--spool-dir", help="spool directory (default: $DLPROV_SPOOL_DIR or ~/.cache/dlprov/spool)")
+    p.set_defaults(func=_cmd_replay)
+
+    for name in PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # feature not installed in this build
+            raise
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    if getattr(args, "token", None) is None and hasattr(args, "token"):
+        import os
+
+        args.token = os.environ.get("DLPROV_TOKEN")
+    try:
+        return int(args.func(args) or 0)
+    except DLProvError as exc:
+        print(f"dlprov: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
