@@ -18,11 +18,12 @@ from dlprov_otel.errors import QueryError
 ALLOWED_FIRST = ("SELECT", "WITH", "VALUES", "EXPLAIN", "PLAN", "(")
 # Keywords that write, change the schema, grant, move files, end the transaction or run code.
 FORBIDDEN = frozenset(
-    """
-    INSERT UPDATE DELETE MERGE UPSERT TRUNCATE DROP CREATE ALTER RENAME GRANT REVOKE COPY CALL
-    COMMENT COMMIT ROLLBACK START BEGIN SAVEPOINT RELEASE DECLARE EXEC EXECUTE PREPARE DEALLOCATE
-    ANALYZE SET LOAD
-    """.split()
+    (
+        *("INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "TRUNCATE", "DROP", "CREATE", "ALTER"),
+        *("RENAME", "GRANT", "REVOKE", "COPY", "CALL", "COMMENT", "COMMIT", "ROLLBACK", "START"),
+        *("BEGIN", "SAVEPOINT", "RELEASE", "DECLARE", "EXEC", "EXECUTE", "PREPARE", "DEALLOCATE"),
+        *("ANALYZE", "SET", "LOAD"),
+    )
 )
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _IDENT = r'(?:[A-Za-z_][A-Za-z0-9_]*|"(?:[^"]|"")+")'
@@ -42,12 +43,13 @@ class Statement:
     words: list[str]
 
 
-def tokenize(sql: str, backslash_escapes: bool = True) -> list[Statement]:
+def tokenize(sql: str, backslash_escapes: bool = True, lenient: bool = False) -> list[Statement]:
     """Split ``sql`` on semicolons outside literals and comments.
 
     ``backslash_escapes``: whether ``\\'`` inside a plain '...' literal escapes the quote, as
     MonetDB does by default (``R'...'`` literals never escape, ``E'...'`` always do).
-    Raises :class:`SQLRefused` for an unterminated literal or comment.
+    Raises :class:`SQLRefused` for an unterminated literal or comment; ``lenient`` instead
+    returns the statements before the one that cannot be parsed.
     """
     out: list[Statement] = []
     start, i, n = 0, 0, len(sql)
@@ -61,14 +63,19 @@ def tokenize(sql: str, backslash_escapes: bool = True) -> list[Statement]:
         elif c == "/" and sql.startswith("/*", i):
             end = sql.find("*/", i + 2)
             if end < 0:
+                if lenient:
+                    return out
                 raise SQLRefused("unterminated /* comment")
             i = end + 2
-        elif c == "'":
-            prefix = words[-1].upper() if words and word_end == i else ""
-            escapes = {"R": False, "E": True}.get(prefix, backslash_escapes)
-            i = _skip_literal(sql, i, "'", escapes)
-        elif c == '"':
-            i = _skip_literal(sql, i, '"', False)
+        elif c in "'\"":
+            prefix = words[-1].upper() if c == "'" and words and word_end == i else ""
+            escapes = c == "'" and {"R": False, "E": True}.get(prefix, backslash_escapes)
+            try:
+                i = _skip_literal(sql, i, c, escapes)
+            except SQLRefused:
+                if lenient:
+                    return out
+                raise
         elif c == ";":
             _emit(out, sql[start:i], words)
             words = []
@@ -160,7 +167,8 @@ def check_read_only(sql: str) -> list[str]:
         raise SQLRefused("no SQL statement given")
     statements = tokenize(sql, backslash_escapes=True)
     if "\\" in sql:
-        for number, stmt in enumerate(tokenize(sql, backslash_escapes=False), 1):
+        # the other reading: a statement that would not even parse there cannot run
+        for number, stmt in enumerate(tokenize(sql, backslash_escapes=False, lenient=True), 1):
             _check(stmt, number)
     if not statements:
         raise SQLRefused("no SQL statement given (only comments)")

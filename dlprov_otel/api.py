@@ -90,6 +90,8 @@ def dataset_attributes(set_def: Set, role: SetType, elements: Sequence[Element])
                 )
             row = {a.name: v for a, v in zip(declared, values, strict=False)}
         for name, value in row.items():
+            if value is None and name not in columns:
+                continue  # an undeclared attribute gets its column (and type) from a value
             if name not in columns:  # an attribute the spec does not declare
                 if name in semconv.RESERVED_COLUMNS:
                     raise SpecError(f"attribute name {name!r} is reserved")
@@ -257,7 +259,9 @@ class Task:
         self.end(error=exc)
 
     def __repr__(self) -> str:
-        return f"Task({self.id!r}, {self.dataflow.tag!r}, {self.exec_tag!r}, {self.transformation.tag!r}, {self.status})"
+        return (
+            f"Task({self.id!r}, {self.dataflow.tag!r}, {self.exec_tag!r}, {self.transformation.tag!r}, {self.status})"
+        )
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("sql", help="run SQL statements in one session and print the last result")
-    p.add_argument("sql", nargs="+", help='e.g. \'SET SCHEMA "mnist"; SELECT * FROM otrainmodel\'')
+    p.add_argument("sql", nargs="+", help="e.g. 'SET SCHEMA \"mnist\"; SELECT * FROM otrainmodel'")
     _add_target(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.set_defaults(func=_cmd_sql)

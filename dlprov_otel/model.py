@@ -63,9 +63,7 @@ class Attribute:
         try:
             self.type = AttributeType(str(getattr(self.type, "value", self.type)).upper())
         except ValueError:
-            raise SpecError(
-                f"attribute {self.name!r}: unknown type {self.type!r} (TEXT, NUMERIC or FILE)"
-            ) from None
+            raise SpecError(f"attribute {self.name!r}: unknown type {self.type!r} (TEXT, NUMERIC or FILE)") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type.value, "optional": self.optional}
@@ -285,8 +283,7 @@ class Dataflow:
             return self.sets[norm]
         except KeyError:
             raise SpecError(
-                f"unknown set {tag!r} in dataflow {self.tag!r} "
-                f"(known: {', '.join(sorted(self.sets)) or 'none'})"
+                f"unknown set {tag!r} in dataflow {self.tag!r} (known: {', '.join(sorted(self.sets)) or 'none'})"
             ) from None
 
     # -- spec -------------------------------------------------------------------------------

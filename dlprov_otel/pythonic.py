@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from . import tracing
+from . import ranks, tracing
 from .api import DataSet, Element, Task
 from .model import Dataflow
 
@@ -37,7 +37,8 @@ def current_execution_tag(dataflow: str) -> str:
     if ex is not None:
         return ex.tag
     if dataflow not in _auto_tags:
-        _auto_tags[dataflow] = new_execution_tag(dataflow)
+        # all ranks of a multi-process job share one execution
+        _auto_tags[dataflow] = ranks.job_execution_tag(dataflow) or new_execution_tag(dataflow)
     return _auto_tags[dataflow]
 
 
@@ -53,7 +54,9 @@ def dataflow(tag: str, predefined: bool = True) -> Dataflow:
 
 
 @contextmanager
-def execution(tag: str | None = None, dataflow: str | Dataflow = "mnist", predefined: bool = True) -> Iterator[tracing.Execution]:
+def execution(
+    tag: str | None = None, dataflow: str | Dataflow = "mnist", predefined: bool = True
+) -> Iterator[tracing.Execution]:
     """Run the block as one execution (a trace); FAILED if it raises."""
     df = dataflow if isinstance(dataflow, Dataflow) else globals()["dataflow"](dataflow, predefined)
     if df.dirty:
@@ -83,7 +86,9 @@ class TaskScope:
     def _emit(self, set_tag: str, rows: Any, values: Mapping[str, Any]) -> None:
         if rows is None:
             rows = [dict(values)]
-        elif isinstance(rows, Mapping | Element) or (isinstance(rows, list | tuple) and rows and not isinstance(rows[0], list | tuple | Mapping | Element)):
+        elif isinstance(rows, Mapping | Element) or (
+            isinstance(rows, list | tuple) and rows and not isinstance(rows[0], list | tuple | Mapping | Element)
+        ):
             rows = [rows]
         self.task.add_dataset(DataSet(set_tag, rows))
         self.task.save()
@@ -121,7 +126,13 @@ def task(
     ex = _current.get()
     df_tag = dataflow if dataflow is not None else (ex.dataflow if ex else "mnist")
     df = globals()["dataflow"](getattr(df_tag, "tag", df_tag)) if not isinstance(df_tag, Dataflow) else df_tag
-    t = Task(id if id is not None else _next_id(), df, execution_tag or (ex.tag if ex else None), transformation, dependency=depends_on)
+    t = Task(
+        id if id is not None else _next_id(),
+        df,
+        execution_tag or (ex.tag if ex else None),
+        transformation,
+        dependency=depends_on,
+    )
     for set_tag, rows in (inputs or {}).items():
         t.add_dataset(DataSet(set_tag, [rows] if isinstance(rows, Mapping) else rows))
     t.begin()

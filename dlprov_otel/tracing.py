@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Link, Span, Status, StatusCode
 
-from . import hardware, semconv
+from . import hardware, ranks, semconv
 from .processor import LosslessSpanProcessor
 
 if TYPE_CHECKING:
@@ -150,6 +150,10 @@ def configure(
 
             exporter = make_otlp_exporter(endpoint, headers=headers)
             target = endpoint
+        elif (job := ranks.uses_rank_spool(store)) is not None and job.rank > 0:
+            # embedded MonetDB admits one process: ranks > 0 of a job hand spans to rank 0
+            exporter = ranks.RankSpoolExporter(job)
+            target = f"rank-spool:{exporter.directory}"
         else:
             from .exporter import MonetDBSpanExporter
             from .store import open_store
@@ -170,6 +174,12 @@ def configure(
             id_generator=SystemRandomIdGenerator(),
         )
         provider.add_span_processor(processor)
+        if store_obj is not None and (job := ranks.uses_rank_spool(store)) is not None:
+            provider.add_span_processor(
+                ranks.RankSpoolIngester(
+                    job, store_obj, ranks.env_float("DLPROV_RANK_POLL", 0.5), ranks.env_float("DLPROV_RANK_WAIT", 120)
+                )
+            )
         _state = Telemetry(provider=provider, processor=processor, target=target, store=store_obj)
         if set_global:
             _maybe_set_global(provider)
@@ -290,14 +300,18 @@ class Execution:
             }
             self.span = tracer.start_span(
                 f"execution {self.dataflow}",
-                context=otel_context.Context(),
+                context=ranks.root_context(self.tag),  # shared by all ranks of a job
                 attributes={semconv.KIND: semconv.KIND_EXECUTION, **attrs},
             )
             self.context = trace.set_span_in_context(self.span, otel_context.Context())
             marker = tracer.start_span(
                 "execution.start",
                 context=self.context,
-                attributes={semconv.KIND: semconv.KIND_EXECUTION_START, semconv.EXECUTION_STATUS: semconv.RUNNING, **attrs},
+                attributes={
+                    semconv.KIND: semconv.KIND_EXECUTION_START,
+                    semconv.EXECUTION_STATUS: semconv.RUNNING,
+                    **attrs,
+                },
             )
             marker.end()
             return self

@@ -69,8 +69,7 @@ def coerce(value: Any, attr_type: AttributeType, *, set_tag: str, attribute: str
             if len(shown) > 80:
                 shown = shown[:77] + "..."
             raise ElementError(
-                f"set {set_tag!r}, attribute {attribute!r} is NUMERIC but got "
-                f"{type(value).__name__} {shown}"
+                f"set {set_tag!r}, attribute {attribute!r} is NUMERIC but got {type(value).__name__} {shown}"
             ) from None
     return to_text(value)
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import dlprov_otel
-from dlprov_otel import DataSet, Dataflow, Element, Task, tracing
+from dlprov_otel import Dataflow, DataSet, Element, Task, tracing
 from dlprov_otel.store import describe, normalize_url
 
 DATAFLOW = "mnist"

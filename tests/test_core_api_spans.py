@@ -34,7 +34,19 @@ def seed_snippet(exec_tag: str, epochs: int = 2) -> None:
         elapsed_time, loss, accuracy, val_loss, val_accuracy = 1.5, 0.3 / (epoch + 1), 0.9, math.nan, None
         tf1_output = DataSet(
             "oTrainModel",
-            [Element([datetime.now().strftime("%Y-%m-%d %H:%M:%S"), elapsed_time, loss, accuracy, val_loss, val_accuracy, epoch])],
+            [
+                Element(
+                    [
+                        datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+                        elapsed_time,
+                        loss,
+                        accuracy,
+                        val_loss,
+                        val_accuracy,
+                        epoch,
+                    ]
+                )
+            ],
         )
         t1.add_dataset(tf1_output)
         if epoch == final_epoch:
@@ -66,7 +78,13 @@ def test_seed_snippet_becomes_spans(dlprov, spans):
         assert d.context.trace_id == task.context.trace_id
     first = datasets[0].attributes
     assert first[semconv.DATASET_ROLE] == "INPUT"
-    assert tuple(first[semconv.DATASET_ATTRIBUTES]) == ("optimizer_name", "learning_rate", "num_epochs", "num_layers", "batch_size")
+    assert tuple(first[semconv.DATASET_ATTRIBUTES]) == (
+        "optimizer_name",
+        "learning_rate",
+        "num_epochs",
+        "num_layers",
+        "batch_size",
+    )
     assert first[semconv.data_key("learning_rate")] == (0.001,)
     assert first[semconv.data_key("batch_size")] == (None,)  # optional, not given
     epoch1 = datasets[2].attributes
@@ -115,8 +133,20 @@ def test_pythonic_api_over_the_same_model(dlprov, spans):
     import dlprov_otel
 
     with dlprov_otel.execution("py-1", dataflow="mnist"):
-        with dlprov_otel.task("trainmodel", inputs={"itrainmodel": {"optimizer_name": "sgd", "learning_rate": 0.1, "num_epochs": 1, "num_layers": 2}}) as t:
-            t.output("otrainmodel", timestamp="now", elapsed_time=1, loss=0.5, accuracy=0.7, val_loss=None, val_accuracy=None, epoch=0)
+        with dlprov_otel.task(
+            "trainmodel",
+            inputs={"itrainmodel": {"optimizer_name": "sgd", "learning_rate": 0.1, "num_epochs": 1, "num_layers": 2}},
+        ) as t:
+            t.output(
+                "otrainmodel",
+                timestamp="now",
+                elapsed_time=1,
+                loss=0.5,
+                accuracy=0.7,
+                val_loss=None,
+                val_accuracy=None,
+                epoch=0,
+            )
     dlprov.flush()
     finished = spans.get_finished_spans()
     (root,) = by_kind(finished, semconv.KIND_EXECUTION)

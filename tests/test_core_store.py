@@ -40,11 +40,15 @@ def test_seed_session_works_as_written(dlprov):
     (hp,) = res.as_dicts()
     assert (hp["optimizer_name"], hp["learning_rate"], hp["num_epochs"], hp["num_layers"]) == ("adam", 0.001, 3.0, 4.0)
     assert hp["consumer_task_id"] == "1" and hp["producer_task_id"] is None
-    epochs = store.run_script(['SET SCHEMA "mnist"', "SELECT epoch, loss, val_loss FROM otrainmodel ORDER BY epoch"]).rows
+    epochs = store.run_script(
+        ['SET SCHEMA "mnist"', "SELECT epoch, loss, val_loss FROM otrainmodel ORDER BY epoch"]
+    ).rows
     assert [e[0] for e in epochs] == [0.0, 1.0, 2.0]
     assert [e[1] for e in epochs] == pytest.approx([0.3, 0.15, 0.1])
     # NaN is stored as NULL, never a sentinel
-    nulls = store.run_script(['SET SCHEMA "mnist"', "SELECT COUNT(*) FROM otrainmodel WHERE val_loss IS NULL AND val_accuracy IS NULL"])
+    nulls = store.run_script(
+        ['SET SCHEMA "mnist"', "SELECT COUNT(*) FROM otrainmodel WHERE val_loss IS NULL AND val_accuracy IS NULL"]
+    )
     assert nulls.rows == [(3,)]
     # the session's schema does not leak into later queries
     assert rows(store, "SELECT COUNT(*) FROM dataflow_execution") == [(1,)]
@@ -99,26 +103,49 @@ def test_five_thousand_epochs_lose_nothing(dlprov):
 def test_extra_attributes_become_columns(dlprov):
     Dataflow("mnist", predefined=True).save()
     t = Task(1, "mnist", "run-extra", "trainmodel")
-    t.add_dataset(DataSet("otrainmodel", [Element({"timestamp": "t", "elapsed_time": 1, "loss": 0.2, "accuracy": 0.8, "val_loss": 0.3, "val_accuracy": 0.7, "epoch": 0, "top_5_accuracy": 0.99, "note": "warm-up"})]))
+    t.add_dataset(
+        DataSet(
+            "otrainmodel",
+            [
+                Element(
+                    {
+                        "timestamp": "t",
+                        "elapsed_time": 1,
+                        "loss": 0.2,
+                        "accuracy": 0.8,
+                        "val_loss": 0.3,
+                        "val_accuracy": 0.7,
+                        "epoch": 0,
+                        "top_5_accuracy": 0.99,
+                        "note": "warm-up",
+                    }
+                )
+            ],
+        )
+    )
     t.end()
     dlprov.flush()
     ((top5, note),) = rows(dlprov.store, 'SELECT top_5_accuracy, note FROM "mnist"."otrainmodel"')
     assert (top5, note) == (0.99, "warm-up")
-    types = dict(rows(dlprov.store, "SELECT name, type FROM attribute WHERE ds_tag = 'otrainmodel' AND declared = FALSE"))
+    types = dict(
+        rows(dlprov.store, "SELECT name, type FROM attribute WHERE ds_tag = 'otrainmodel' AND declared = FALSE")
+    )
     assert types == {"top_5_accuracy": "NUMERIC", "note": "TEXT"}
 
 
 def test_quotes_unicode_and_a_10mb_string_are_stored_faithfully(dlprov):
     big = "ü" + "x" * (10 * 1024 * 1024) + "'\"; DROP TABLE task; --"
     Dataflow("mnist", predefined=True).save()
-    t = Task(1, "mnist", "it's a \"tag\"; with quotes", "loaddata")
-    t.add_dataset(DataSet("iinputdataset", [Element(["O'Reilly \"digits\" 数据", big])]))
+    t = Task(1, "mnist", 'it\'s a "tag"; with quotes', "loaddata")
+    t.add_dataset(DataSet("iinputdataset", [Element(['O\'Reilly "digits" 数据', big])]))
     t.end()
     dlprov.flush()
-    ((name, source, exec_tag),) = rows(dlprov.store, 'SELECT dataset_name, dataset_source, execution_tag FROM "mnist"."iinputdataset"')
-    assert name == "O'Reilly \"digits\" 数据"
+    ((name, source, exec_tag),) = rows(
+        dlprov.store, 'SELECT dataset_name, dataset_source, execution_tag FROM "mnist"."iinputdataset"'
+    )
+    assert name == 'O\'Reilly "digits" 数据'
     assert source == big
-    assert exec_tag == "it's a \"tag\"; with quotes"
+    assert exec_tag == 'it\'s a "tag"; with quotes'
     assert rows(dlprov.store, "SELECT COUNT(*) FROM task") == [(1,)]
 
 
@@ -126,7 +153,9 @@ def test_custom_transformation_added_after_save_is_a_new_version(dlprov):
     df = Dataflow("mnist", predefined=True)
     df.save()
     prep_in = Set("ipreprocess", SetType.INPUT, [Attribute("scaling", AttributeType.TEXT)])
-    prep_out = Set("opreprocess", SetType.OUTPUT, [Attribute("mean", AttributeType.NUMERIC), Attribute("path", AttributeType.FILE)])
+    prep_out = Set(
+        "opreprocess", SetType.OUTPUT, [Attribute("mean", AttributeType.NUMERIC), Attribute("path", AttributeType.FILE)]
+    )
     df.add_transformation(Transformation("Preprocess", [prep_in], [prep_out]))
     t = Task(7, "mnist", "run-v2", "preprocess")  # saving the new version is not forgotten
     t.add_dataset(DataSet("oPreprocess", [Element([0.5, "/data/x.npz"])]))

@@ -36,7 +36,12 @@ def normalize_url(url: str | os.PathLike[str] | None) -> str:
     raw = raw.strip()
     if raw in (":memory:", "monetdbe::memory:", "monetdbe:memory"):
         return "monetdbe::memory:"
-    if "://" in raw or (":" in raw and not raw.startswith(("/", ".", "~")) and raw.split(":", 1)[0].isalpha() and len(raw.split(":", 1)[0]) > 1):
+    if "://" in raw or (
+        ":" in raw
+        and not raw.startswith(("/", ".", "~"))
+        and raw.split(":", 1)[0].isalpha()
+        and len(raw.split(":", 1)[0]) > 1
+    ):
         scheme = raw.split(":", 1)[0].lower()
         if scheme == "monetdbe":
             rest = raw.split(":", 1)[1]

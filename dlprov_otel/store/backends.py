@@ -6,6 +6,8 @@ pymonetdb escapes them client-side), never spliced into SQL text by us.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import queue
 import re
 import threading
@@ -47,6 +49,10 @@ class Backend:
     def rollback(self) -> None:
         raise NotImplementedError
 
+    def reset(self) -> None:
+        """Bring the connection back to a clean state after a failed transaction."""
+        self.rollback()
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -59,6 +65,7 @@ class EmbeddedBackend(Backend):
     """
 
     def __init__(self, path: str | None) -> None:
+        self.lock = threading.RLock()
         # Not a ThreadPoolExecutor: those refuse work once the interpreter starts exiting,
         # exactly when the last spans are flushed.
         self._calls: queue.SimpleQueue[tuple[Any, tuple[Any, ...], list[Any], threading.Event] | None] = (
@@ -102,19 +109,24 @@ class EmbeddedBackend(Backend):
                 "the embedded store needs monetdbe 0.11; run scripts/bootstrap.sh "
                 f"(it retags the cp310 wheel for this Python): {exc}"
             ) from exc
-        self.lock = threading.RLock()
         self.path = path
         if path is not None:
             Path(path).mkdir(parents=True, exist_ok=True)
+            # Probe MonetDB's lock file ourselves: a failed monetdbe start leaves the process
+            # unable to open any other database directory.
+            if _held_by_another_process(Path(path) / ".gdk_lock"):
+                raise StoreLockedError(_locked_message(path))
         try:
             self.con = monetdbe.connect(path or ":memory:", autocommit=False)
         except Exception as exc:
             text = str(exc)
             if "GDKinit" in text or "lock" in text.lower():
-                raise StoreLockedError(
-                    f"embedded store {path!r} is in use by another process (embedded MonetDB admits "
-                    "one process at a time). Query it from that process, stop it, or share the store "
-                    "through `dlprov collector serve` or a MonetDB server (monetdb://...)"
+                raise StoreLockedError(_locked_message(path)) from exc
+            if "Cannot add farm" in text:
+                raise StoreError(
+                    f"cannot open embedded store {path!r}: this process already has another embedded "
+                    "store open (embedded MonetDB opens one database directory per process); close it "
+                    "first (dlprov_otel.shutdown() or Store.close())"
                 ) from exc
             raise StoreError(f"cannot open embedded store {path!r}: {text}") from exc
         self.cur = self.con.cursor()
@@ -180,14 +192,34 @@ class EmbeddedBackend(Backend):
             arr = arr.astype("U1")
         return np.ma.masked_array(arr, mask=mask)
 
+    def reset(self) -> None:
+        """Reopen the connection: after a failed transaction monetdbe may stay unusable."""
+        self._on_thread(self._reopen)
+
+    def _reopen(self) -> None:
+        try:
+            self.con.rollback()
+        except Exception:
+            pass
+        try:
+            self.con.close()
+        except Exception:
+            pass
+        self._open(self.path)
+
     def commit(self) -> None:
         self._on_thread(self.con.commit)
 
     def rollback(self) -> None:
         try:
-            self._on_thread(self.con.rollback)
+            self._on_thread(self._rollback)
         except Exception:
             pass
+
+    def _rollback(self) -> None:
+        # monetdbe's Connection.rollback() marks the connection "inconsistent" and the next
+        # fetch then fails; the same ROLLBACK sent through our cursor does not.
+        self.cur.execute("ROLLBACK")
 
     def close(self) -> None:
         try:
@@ -195,6 +227,32 @@ class EmbeddedBackend(Backend):
         except Exception:
             pass
         self._calls.put(None)
+
+
+def _locked_message(path: str | None) -> str:
+    return (
+        f"embedded store {path!r} is in use by another process (embedded MonetDB admits "
+        "one process at a time). Query it from that process, stop it, or share the store "
+        "through `dlprov collector serve` or a MonetDB server (monetdb://...)"
+    )
+
+
+def _held_by_another_process(lock_file: Path) -> bool:
+    if not lock_file.exists():
+        return False
+    try:
+        fd = os.open(lock_file, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 _QMARK = re.compile(r"\?")
@@ -233,8 +291,13 @@ class ServerBackend(Backend):
         self.where = f"monetdb://{user}@{host}:{port}/{database}"
         try:
             self.con = pymonetdb.connect(
-                hostname=host, port=port, username=user, password=password, database=database,
-                autocommit=False, connect_timeout=10,
+                hostname=host,
+                port=port,
+                username=user,
+                password=password,
+                database=database,
+                autocommit=False,
+                connect_timeout=10,
             )
         except Exception as exc:
             raise StoreError(f"cannot reach MonetDB server {self.where}: {exc}") from exc
@@ -275,9 +338,8 @@ class ServerBackend(Backend):
                     if v is not None and t in ("double", "real", "float") and v != v:
                         v = None  # NaN is NULL
                     params.append(v)
-            sql = (
-                f"INSERT INTO {quote_ident(schema)}.{quote_ident(table)} ({names}) VALUES "
-                + ", ".join(row_ph for _ in range(end - start))
+            sql = f"INSERT INTO {quote_ident(schema)}.{quote_ident(table)} ({names}) VALUES " + ", ".join(
+                row_ph for _ in range(end - start)
             )
             self.execute(sql, params)
 

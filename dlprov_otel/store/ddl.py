@@ -87,19 +87,14 @@ def create_schema(schema: str) -> str:
 
 
 def create_set_table(schema: str, table: str, attributes: list[tuple[str, AttributeType]]) -> str:
-    cols = (
-        SET_LEAD_COLUMNS
-        + [(name, SQL_TYPE[t]) for name, t in attributes]
-        + SET_TRAIL_COLUMNS
-    )
+    cols = SET_LEAD_COLUMNS + [(name, SQL_TYPE[t]) for name, t in attributes] + SET_TRAIL_COLUMNS
     body = ", ".join(f"{quote_ident(c)} {t}" for c, t in cols)
     return f"CREATE TABLE IF NOT EXISTS {quote_ident(schema)}.{quote_ident(table)} ({body})"
 
 
 def add_column(schema: str, table: str, column: str, attr_type: AttributeType) -> str:
     return (
-        f"ALTER TABLE {quote_ident(schema)}.{quote_ident(table)} "
-        f"ADD COLUMN {quote_ident(column)} {SQL_TYPE[attr_type]}"
+        f"ALTER TABLE {quote_ident(schema)}.{quote_ident(table)} ADD COLUMN {quote_ident(column)} {SQL_TYPE[attr_type]}"
     )
 
 

@@ -89,7 +89,9 @@ class Store:
                     by_kind[r.kind or ""].append(r)
                 for r in by_kind.get(semconv.KIND_DATAFLOW, []):
                     self._ingest_dataflow(r)
-                self._ingest_executions(by_kind.get(semconv.KIND_EXECUTION_START, []) + by_kind.get(semconv.KIND_EXECUTION, []))
+                self._ingest_executions(
+                    by_kind.get(semconv.KIND_EXECUTION_START, []) + by_kind.get(semconv.KIND_EXECUTION, [])
+                )
                 self._ingest_tasks(by_kind.get(semconv.KIND_TASK_STATE, []) + by_kind.get(semconv.KIND_TASK, []))
                 self._ingest_datasets(by_kind.get(semconv.KIND_DATASET, []))
                 now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -107,7 +109,10 @@ class Store:
                 self.backend.commit()
                 return len(fresh)
             except Exception as exc:
-                self.backend.rollback()
+                try:
+                    self.backend.reset()
+                except Exception:
+                    logger.debug("resetting the store connection failed", exc_info=True)
                 self._columns.clear()  # DDL may have been rolled back with the batch
                 self._specs.clear()
                 if isinstance(exc, StoreError | SpecError):
@@ -495,8 +500,11 @@ class Store:
                 raise query_error(sql, exc) from exc
             return Result(cols, rows)
 
-    def run_script(self, statements: Sequence[str]) -> Result:
-        """Run statements in one session and return the last result (``SET SCHEMA`` carries)."""
+    def run_script(self, statements: Sequence[str], *, read_only: bool = False) -> Result:
+        """Run statements in one session and return the last result (``SET SCHEMA`` carries).
+
+        ``read_only`` rolls the session back instead of committing: nothing it wrote stays.
+        """
         with self.lock:
             result = Result([], [])
             try:
@@ -504,7 +512,10 @@ class Store:
                     cols, rows = self.backend.fetch(stmt)
                     if cols:
                         result = Result(cols, rows)
-                self.backend.commit()
+                if read_only:
+                    self.backend.rollback()
+                else:
+                    self.backend.commit()
             except Exception as exc:
                 self.backend.rollback()
                 raise query_error(stmt, exc) from exc

@@ -1,0 +1,194 @@
+"""Bad input gets one clear message naming the problem; store failures never reach training."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import dlprov_otel
+from dlprov_otel import (
+    Attribute,
+    DataSet,
+    Dataflow,
+    Element,
+    ElementError,
+    Set,
+    SetType,
+    SpecError,
+    StoreError,
+    StoreLockedError,
+    StoreURLError,
+    Task,
+)
+from dlprov_otel.store import open_store
+
+
+@pytest.fixture
+def mnist(dlprov):
+    df = Dataflow("mnist", predefined=True)
+    df.save()
+    return df
+
+
+def test_unknown_transformation(mnist):
+    with pytest.raises(SpecError, match=r"unknown transformation 'TrainModle' in dataflow 'mnist' \(known: .*trainmodel"):
+        Task(1, "mnist", "run", "TrainModle")
+
+
+def test_unknown_dataflow(dlprov):
+    with pytest.raises(SpecError, match=r"dataflow 'nosuch' is not defined in this process"):
+        Task(1, "nosuch", "run", "trainmodel")
+
+
+def test_unknown_set(mnist):
+    t = Task(1, "mnist", "run", "trainmodel")
+    with pytest.raises(SpecError, match=r"unknown set 'otrainmode' in dataflow 'mnist'"):
+        t.add_dataset(DataSet("oTrainMode", [Element([1])]))
+
+
+def test_set_of_another_transformation(mnist):
+    t = Task(1, "mnist", "run", "trainmodel")
+    with pytest.raises(SpecError, match=r"'otestmodel' is neither an input nor an output of transformation 'trainmodel'"):
+        t.add_dataset(DataSet("otestmodel", [Element([0.1, 0.2])]))
+
+
+def test_wrong_arity(mnist):
+    t = Task(1, "mnist", "run", "trainmodel")
+    with pytest.raises(ElementError, match=r"set 'itrainmodel' takes 4 to 5 values .* element 0 has 3"):
+        t.add_dataset(DataSet("iTrainModel", [Element(["adam", 0.1, 2])]))
+    with pytest.raises(ElementError, match=r"set 'otestmodel' takes 2 values"):
+        Task(2, "mnist", "run", "testmodel").add_dataset(DataSet("otestmodel", [Element([1, 2, 3])]))
+
+
+def test_wrong_type_names_set_and_attribute(mnist):
+    t = Task(1, "mnist", "run", "trainmodel")
+    with pytest.raises(ElementError, match=r"set 'itrainmodel', attribute 'learning_rate' is NUMERIC but got str 'fast'"):
+        t.add_dataset(DataSet("itrainmodel", [Element(["adam", "fast", 2, 3])]))
+
+
+@pytest.mark.parametrize("tag", ["it's", 'a"b', "with space", "semi;colon", "dash-tag", "", "9lives"])
+def test_tags_with_quotes_or_spaces(dlprov, tag):
+    with pytest.raises(SpecError, match=r"invalid (dataflow tag|set tag|attribute name) .*letters, digits and underscores"):
+        Dataflow(tag)
+    with pytest.raises(SpecError, match=r"invalid set tag"):
+        Set(tag, SetType.INPUT, [])
+    with pytest.raises(SpecError, match=r"invalid attribute name"):
+        Attribute(tag)
+
+
+def test_reserved_attribute_name():
+    with pytest.raises(SpecError, match=r"attribute name 'task_id' is reserved"):
+        Attribute("task_id")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://localhost:4318", r"unknown store URL scheme 'http'"),
+        ("postgres://u:p@h/db", r"unknown store URL scheme 'postgres'"),
+        ("monetdb://host-only", r"expected monetdb://user:password@host:port/database"),
+        ("monetdb://u:p@h:notaport/db", r"the port is not a number"),
+    ],
+)
+def test_store_url_errors(url, message):
+    with pytest.raises(StoreURLError, match=message):
+        open_store(url)
+
+
+def test_unreachable_monetdb_server():
+    t0 = time.monotonic()
+    with pytest.raises(StoreError, match=r"cannot reach MonetDB server monetdb://monetdb@127\.0\.0\.1:1/dlprov"):
+        open_store("monetdb://monetdb:secret@127.0.0.1:1/dlprov")
+    assert time.monotonic() - t0 < 30
+
+
+def test_locked_embedded_store(tmp_path, subprocess_env):
+    path = tmp_path / "locked"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from dlprov_otel.store import open_store; open_store({str(path)!r}); print('open', flush=True); import time; time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreLockedError, match=r"is in use by another process .* `dlprov collector serve`"):
+            open_store(path)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_store_failure_never_raises_into_training(dlprov, caplog):
+    """A store that breaks mid-training: training goes on, one error is logged, spans are kept."""
+    Dataflow("mnist", predefined=True).save()
+    backend = dlprov.store.backend
+    real_append = backend.append
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    backend.append = broken
+    t = Task(1, "mnist", "run-broken", "trainmodel")
+    t.begin()
+    for epoch in range(20):
+        t.add_dataset(DataSet("otrainmodel", [Element(["ts", 1.0, 0.5, 0.5, None, None, epoch])]))
+        t.save()
+    t.end()
+    time.sleep(0.5)
+    stats = dlprov.stats()
+    assert stats["export_failures"] >= 1 and stats["dropped"] == 0
+    assert stats["exported"] < stats["queued"]  # kept, not lost
+    errors = [r for r in caplog.records if "cannot store provenance" in r.getMessage()]
+    assert len(errors) == 1 and "disk full" in errors[0].getMessage()
+    backend.append = real_append  # the store comes back: everything kept is written
+    assert dlprov.flush(timeout=30), dlprov.processor.exporter.last_error
+    assert dlprov.store.query('SELECT COUNT(*) FROM "mnist"."otrainmodel"').rows == [(20,)]
+
+
+def test_spans_left_at_exit_are_spooled_and_replayed(tmp_path, subprocess_env):
+    """When the store never comes back, the spans go to the spool; `dlprov replay` stores them."""
+    spool = tmp_path / "spool"
+    store = tmp_path / "store"
+    script = textwrap.dedent(
+        f"""
+        import dlprov_otel
+        from dlprov_otel import Dataflow, Task, DataSet, Element
+        tel = dlprov_otel.configure(store={str(store)!r}, spool_dir={str(spool)!r})
+        tel.processor.shutdown_timeout = 1.0
+        def broken(*a, **k):
+            raise OSError("store gone")
+        tel.store.backend.append = broken
+        Dataflow("mnist", predefined=True).save()
+        t = Task(1, "mnist", "run-spooled", "testmodel")
+        t.add_dataset(DataSet("otestmodel", [Element([0.25, 0.75])]))
+        t.end()
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "saved to" in done.stderr and "dlprov replay" in done.stderr
+    files = list(spool.glob("*.otlp.pb"))
+    assert files
+    replay = subprocess.run(
+        [sys.executable, "-m", "dlprov_otel.cli", "replay", "--store", str(store), "--spool-dir", str(spool)],
+        env=subprocess_env, capture_output=True, text=True, timeout=120,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert "replayed 1 spool file(s)" in replay.stdout
+    s = open_store(store)
+    try:
+        assert s.query('SELECT loss, accuracy FROM "mnist"."otestmodel"').rows == [(0.25, 0.75)]
+        assert s.query("SELECT status FROM dataflow_execution").rows == [("FINISHED",)]
+    finally:
+        s.close()
+    assert not list(spool.glob("*.otlp.pb"))
+
+
+def test_configure_errors_are_clear():
+    with pytest.raises(StoreURLError):
+        dlprov_otel.configure(store="ftp://nowhere")
