@@ -254,7 +254,7 @@ class RankSpoolIngester(SpanProcessor):
         self.ingest_pending()
         return True
 
-    def on_start(self, span, parent_context=None) -> None:  # noqa: ANN001 - SpanProcessor API
+    def on_start(self, span, parent_context=None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:

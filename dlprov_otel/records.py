@@ -64,7 +64,7 @@ def from_readable_spans(spans: Sequence[Any]) -> list[SpanRecord]:
                 name=s.name,
                 start_ns=int(s.start_time or 0),
                 end_ns=int(s.end_time or s.start_time or 0),
-                attributes={k: list(v) if isinstance(v, tuple) else v for k, v in attrs.items()},
+                attributes=attrs,  # sequences stay tuples: the store takes both
                 status_code=s.status.status_code.name,
                 status_message=s.status.description or "",
                 links=[(_hex_trace(lk.context.trace_id), _hex_span(lk.context.span_id)) for lk in s.links],

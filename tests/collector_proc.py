@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class CollectorProcess:
     """A running collector; ``restart()`` starts it again on the same ports and store."""
 
-    store: Path
+    store: Path | str  # a directory, or a monetdb:// URL
     log: Path
     http_port: int
     grpc_port: int
@@ -52,18 +52,19 @@ class CollectorProcess:
             "--store", str(self.store),
             "--http-port", str(self.http_port),
             "--grpc-port", str(self.grpc_port),
-            "--reject-dir", str(self.store.parent / "rejected"),
+            "--reject-dir", str(self.log.parent / "rejected"),
             *self.extra_args,
         ]
         if self.token:
             args += ["--token", self.token]
         return args
 
-    def start(self, timeout: float = 30.0) -> CollectorProcess:
+    def start(self, timeout: float = 30.0, health: int = 200) -> CollectorProcess:
+        """Start and wait until ``/health`` answers ``health`` (503: the store is unavailable)."""
         env = dict(os.environ)
         env.pop("DLPROV_TOKEN", None)
         env.pop("DLPROV_STORE", None)
-        env["DLPROV_SPOOL_DIR"] = str(self.store.parent / "collector-spool")
+        env["DLPROV_SPOOL_DIR"] = str(self.log.parent / "collector-spool")
         env["PYTHONPATH"] = str(ROOT)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -75,8 +76,12 @@ class CollectorProcess:
                 raise RuntimeError(f"collector exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=1) as resp:
-                    if resp.status == 200:
+                    if resp.status == health:
                         return self
+            except urllib.error.HTTPError as exc:
+                exc.close()
+                if exc.code == health:
+                    return self
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.1)
@@ -114,29 +119,37 @@ class CollectorProcess:
 
 
 def start_collector(
-    directory: Path, token: str | None = None, extra_args: list[str] | None = None
+    directory: Path,
+    token: str | None = None,
+    extra_args: list[str] | None = None,
+    store: str | None = None,
+    health: int = 200,
 ) -> CollectorProcess:
-    """A collector with its store in ``directory/store`` on fresh free ports."""
+    """A collector with its store in ``directory/store`` (or ``store``) on fresh free ports."""
     directory.mkdir(parents=True, exist_ok=True)
     http_port = free_port()
     grpc_port = free_port()
     while grpc_port == http_port:
         grpc_port = free_port()
     col = CollectorProcess(
-        store=directory / "store",
+        store=store or directory / "store",
         log=directory / "collector.log",
         http_port=http_port,
         grpc_port=grpc_port,
         token=token,
         extra_args=list(extra_args or []),
     )
-    return col.start()
+    return col.start(health=health)
 
 
 METRICS = Set(
     "metrics",
     SetType.OUTPUT,
-    [Attribute("step", AttributeType.NUMERIC), Attribute("loss", AttributeType.NUMERIC), Attribute("note", AttributeType.TEXT)],
+    [
+        Attribute("step", AttributeType.NUMERIC),
+        Attribute("loss", AttributeType.NUMERIC),
+        Attribute("note", AttributeType.TEXT),
+    ],
 )
 
 

@@ -6,6 +6,7 @@ pymonetdb escapes them client-side), never spliced into SQL text by us.
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import os
 import queue
@@ -183,7 +184,8 @@ class EmbeddedBackend(Backend):
             nil = np.iinfo(dtype).min
             return np.array([nil if v is None else v for v in values], dtype=dtype)
         if sql_type == "timestamp":
-            return np.array([np.datetime64(v, "ns") for v in values], dtype="datetime64[ns]")
+            # nanoseconds since the epoch (span times) or datetimes; None is NaT, i.e. NULL
+            return np.array(values, dtype="datetime64[ns]")
         if sql_type == "boolean":
             return np.array([bool(v) for v in values], dtype=bool)
         mask = [v is None for v in values]
@@ -337,6 +339,8 @@ class ServerBackend(Backend):
                     v = data[c][i]
                     if v is not None and t in ("double", "real", "float") and v != v:
                         v = None  # NaN is NULL
+                    elif t == "timestamp" and isinstance(v, int):
+                        v = dt.datetime.fromtimestamp(v / 1e9, tz=dt.UTC).replace(tzinfo=None)
                     params.append(v)
             sql = f"INSERT INTO {quote_ident(schema)}.{quote_ident(table)} ({names}) VALUES " + ", ".join(
                 row_ph for _ in range(end - start)

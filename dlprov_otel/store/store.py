@@ -8,6 +8,7 @@ spans and the long spans they belong to may arrive in any order.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -354,7 +355,7 @@ class Store:
         return out
 
     def _upsert(self, table: str, keys: list[str], rows: list[dict[str, Any]], keep_existing: bool = False) -> None:
-        """Merge ``rows`` with the stored rows of the same keys (delete + bulk insert)."""
+        """Merge ``rows`` with the stored rows of the same keys (delete + insert)."""
         if not rows:
             return
         cols = [c for c, _ in self.table_columns(self.schema, table)]
@@ -379,9 +380,16 @@ class Store:
             chunk = stale[i : i + _IN_CHUNK]
             cond = " OR ".join("(" + " AND ".join(f"{ddl.quote_ident(k)} = ?" for k in keys) + ")" for _ in chunk)
             self.backend.execute(f"DELETE FROM {self.cat(table)} WHERE {cond}", [r[k] for r in chunk for k in keys])
-        if final:
-            data = {c: [r.get(c) for r in final] for c in cols}
-            self._append(self.schema, table, data, len(final))
+        # SQL INSERT, not the bulk append: monetdbe's append into a table that has deleted
+        # rows corrupts it (rows of NULLs, then "project_bte: does not match always")
+        names = ", ".join(ddl.quote_ident(c) for c in cols)
+        row_ph = "(" + ", ".join("?" for _ in cols) + ")"
+        for i in range(0, len(final), 100):
+            chunk = final[i : i + 100]
+            self.backend.execute(
+                f"INSERT INTO {self.cat(table)} ({names}) VALUES " + ", ".join(row_ph for _ in chunk),
+                [r.get(c) for r in chunk for c in cols],
+            )
 
     # tasks ----------------------------------------------------------------------------------
     def _ingest_tasks(self, records: list[SpanRecord]) -> None:
@@ -432,57 +440,60 @@ class Store:
 
     # datasets -------------------------------------------------------------------------------
     def _ingest_datasets(self, records: list[SpanRecord]) -> None:
-        tables: dict[tuple[str, str], dict[str, Any]] = {}
+        # Columnar from the start: one list per column and relation, filled span by span.
+        tables: dict[tuple[str, str], _Columns] = {}
         for r in records:
             a = r.attributes
-            dataflow = normalize_tag(a.get(semconv.DATAFLOW_TAG, ""), "dataflow tag")
-            set_tag = normalize_tag(a.get(semconv.DATASET_TAG, ""), "set tag")
-            names = [normalize_tag(n, "attribute name") for n in a.get(semconv.DATASET_ATTRIBUTES, [])]
-            types = [AttributeType(t) for t in a.get(semconv.DATASET_TYPES, [])]
-            if len(types) != len(names):
-                raise SpecError(f"dataset span {r.span_id}: {len(names)} attribute names but {len(types)} types")
+            key = (_tag(a.get(semconv.DATAFLOW_TAG, ""), "dataflow tag"), _tag(a.get(semconv.DATASET_TAG, ""), "set tag"))
+            names = [_tag(n, "attribute name") for n in a.get(semconv.DATASET_ATTRIBUTES, ())]
+            types = [_ATTR_TYPES.get(t) for t in a.get(semconv.DATASET_TYPES, ())]
+            if len(types) != len(names) or None in types:
+                raise SpecError(f"dataset span {r.span_id}: attribute names {names} do not match types {types}")
             n = int(a.get(semconv.DATASET_ELEMENTS, 0))
-            role = a.get(semconv.DATASET_ROLE)
-            entry = tables.get((dataflow, set_tag))
-            if entry is None:
-                entry = tables[(dataflow, set_tag)] = {"attrs": {}, "rows": []}
-            for name, t in zip(names, types, strict=True):
-                entry["attrs"].setdefault(name, t)
+            if n <= 0:
+                continue
+            cols = tables.get(key)
+            if cols is None:
+                cols = tables[key] = _Columns()
             task_id = a.get(semconv.TASK_ID)
             task_id = None if task_id is None else str(task_id)
-            for i in range(n):
-                row = {
-                    "task_id": task_id,
-                    "producer_task_id": task_id if role == "OUTPUT" else None,
-                    "consumer_task_id": task_id if role == "INPUT" else None,
-                    "execution_tag": a.get(semconv.EXECUTION_TAG),
-                    "rank": a.get(semconv.RANK),
-                    "emitted_at": r.end_ns,
-                    "element_id": f"{r.span_id}-{i}",
-                    "trace_id": r.trace_id,
-                    "span_id": r.span_id,
-                    "idx": i,
-                }
-                for name in names:
-                    values = a.get(semconv.data_key(name))
-                    if not isinstance(values, list):
-                        values = [values]
-                    row[name] = values[i] if i < len(values) else None
-                entry["rows"].append(row)
-        for (dataflow, set_tag), entry in tables.items():
-            cols = self.ensure_set_table(dataflow, set_tag, [(n, t, True) for n, t in entry["attrs"].items()])
-            rows = entry["rows"]
+            role = a.get(semconv.DATASET_ROLE)
+            fixed = {
+                "task_id": task_id,
+                "producer_task_id": task_id if role == "OUTPUT" else None,
+                "consumer_task_id": task_id if role == "INPUT" else None,
+                "execution_tag": a.get(semconv.EXECUTION_TAG),
+                "rank": a.get(semconv.RANK),
+                "emitted_at": r.end_ns,
+                "trace_id": r.trace_id,
+                "span_id": r.span_id,
+            }
+            for c, v in fixed.items():
+                cols.extend(c, [v] * n)
+            cols.extend("element_id", [f"{r.span_id}-{i}" for i in range(n)])
+            cols.extend("idx", list(range(n)))
+            for name, t in zip(names, types, strict=True):
+                cols.attrs.setdefault(name, t)
+                values = a.get(semconv.DATA_PREFIX + name)
+                if not isinstance(values, list | tuple):
+                    values = [values]
+                if len(values) != n:
+                    values = (list(values) + [None] * n)[:n]
+                cols.extend(name, values)
+            cols.rows += n
+        for (dataflow, set_tag), cols in tables.items():
+            table_cols = self.ensure_set_table(dataflow, set_tag, [(n, t, True) for n, t in cols.attrs.items()])
             data: dict[str, list[Any]] = {}
-            for c, t in cols:
-                values = [row.get(c) for row in rows]
-                if c == "emitted_at":
-                    values = [_ts(v) for v in values]
-                elif t in NUMERIC_TYPES and t not in ("int", "bigint"):
+            for c, t in table_cols:
+                values = cols.column(c)
+                if t in ("double", "real", "float") and not all(v is None or type(v) is float for v in values):
                     values = [_as_float(v, set_tag, c) for v in values]
-                elif t not in NUMERIC_TYPES and t != "timestamp":
+                elif t not in NUMERIC_TYPES and t not in ("timestamp", "boolean") and not all(
+                    v is None or type(v) is str for v in values
+                ):
                     values = [None if v is None else str(v) for v in values]
                 data[c] = values
-            self.backend.append(dataflow, set_tag, cols, data, len(rows))
+            self.backend.append(dataflow, set_tag, table_cols, data, cols.rows)
 
     def _append(self, schema: str, table: str, data: dict[str, list[Any]], n: int) -> None:
         cols = self.table_columns(schema, table)
@@ -558,6 +569,41 @@ class Store:
         from . import release
 
         release(self)
+
+
+class _Columns:
+    """Columns of one set relation being filled, padded with NULLs where a span lacks one."""
+
+    __slots__ = ("attrs", "data", "rows")
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.data: dict[str, list[Any]] = {}
+        self.attrs: dict[str, AttributeType] = {}
+
+    def extend(self, name: str, values: Sequence[Any]) -> None:
+        col = self.data.get(name)
+        if col is None:
+            col = self.data[name] = [None] * self.rows
+        elif len(col) < self.rows:
+            col.extend([None] * (self.rows - len(col)))
+        col.extend(values)
+
+    def column(self, name: str) -> list[Any]:
+        col = self.data.get(name)
+        if col is None:
+            return [None] * self.rows
+        if len(col) < self.rows:
+            col.extend([None] * (self.rows - len(col)))
+        return col
+
+
+_ATTR_TYPES = {t.value: t for t in AttributeType}
+
+
+@functools.lru_cache(maxsize=4096)
+def _tag(tag: Any, what: str) -> str:
+    return normalize_tag(tag, what)
 
 
 def _columnar(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -1,0 +1,97 @@
+"""Collector benchmark (issue 6): OTLP/HTTP ingest rate of a batch of dataset spans into a
+collector process with an embedded store. Writes bench/results/collector.json.
+
+    python bench/bench_collector.py [--spans 10000] [--repeat 3]
+
+- ``sdk_flush``: the DfAnalyzer API emits N ``otrainmodel`` rows (one span each) with
+  ``configure(endpoint=...)``; timed is ``flush()``: encode, POST, decode, store, commit, answer.
+- ``post_protobuf`` / ``post_gzip``: one pre-encoded request of N spans POSTed (server side).
+- ``post_duplicate``: the same request again (every span already stored: the idempotent path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import dlprov_otel
+from dlprov_otel import Dataflow, DataSet, Element, Task
+from tests.collector_proc import dataset_request, start_collector
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def post(url: str, body: bytes, gz: bool = False) -> float:
+    headers = {"Content-Type": "application/x-protobuf"}
+    if gz:
+        headers["Content-Encoding"] = "gzip"
+    req = urllib.request.Request(url + "/v1/traces", data=body, headers=headers, method="POST")
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        resp.read()
+        assert resp.status == 200
+    return time.perf_counter() - t0
+
+
+def sdk_flush(url: str, n: int, tmp: Path) -> float:
+    tel = dlprov_otel.configure(endpoint=url, schedule_delay=3600, spool_dir=tmp / "spool")
+    Dataflow("mnist", predefined=True).save()
+    task = Task(1, "mnist", f"bench-{uuid.uuid4().hex[:8]}", "trainmodel")
+    task.begin()
+    for i in range(n):
+        task.add_dataset(DataSet("otrainmodel", [Element(["2024-01-01 00:00:00", 1.5, 0.1, 0.9, 0.2, 0.8, i])]))
+        task.save()
+    t0 = time.perf_counter()
+    assert dlprov_otel.flush(300)
+    elapsed = time.perf_counter() - t0
+    stats = tel.stats()
+    dlprov_otel.shutdown()
+    assert stats["dropped"] == 0 and stats["export_failures"] == 0, stats
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spans", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    n = args.spans
+    out: dict[str, object] = {"spans": n, "repeat": args.repeat}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        col = start_collector(tmp / "collector")
+        try:
+            names = ("sdk_flush", "post_protobuf", "post_gzip", "post_duplicate")
+            times: dict[str, list[float]] = {name: [] for name in names}
+            for _ in range(args.repeat):
+                times["sdk_flush"].append(sdk_flush(col.url, n, tmp))
+                body = dataset_request(n, f"bench-{uuid.uuid4().hex[:8]}")
+                times["post_protobuf"].append(post(col.url, body))
+                times["post_duplicate"].append(post(col.url, body))
+                times["post_gzip"].append(post(col.url, gzip.compress(dataset_request(n, uuid.uuid4().hex)), gz=True))
+            out["request_bytes"] = len(body)
+            for name, values in times.items():
+                best = min(values)
+                out[name] = {
+                    "seconds_median": round(statistics.median(values), 3),
+                    "spans_per_second_best": round(n / best),
+                    "spans_per_second_median": round(n / statistics.median(values)),
+                }
+        finally:
+            col.stop()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "collector.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

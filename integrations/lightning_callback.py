@@ -1,0 +1,224 @@
+"""PyTorch Lightning: ``DLProvLightningCallback`` records a ``Trainer``'s provenance.
+
+::
+
+    trainer = L.Trainer(max_epochs=5, callbacks=[DLProvLightningCallback()])
+
+- fit start (``on_train_start``): a ``trainmodel`` task with ``itrainmodel`` (optimizer,
+  learning rate, ``max_epochs``, layers, batch size, ...) and the data lineage of the
+  training DataLoader;
+- each training epoch: one ``otrainmodel`` row from ``trainer.callback_metrics``
+  (``train_loss``/``loss``, ``train_acc``, ``val_loss``, ``val_acc``, and every other
+  logged metric as an extra column); the loss defaults to the mean of the losses the
+  training steps returned;
+- each learning-rate change (scheduler or by hand): an ``adaptation`` task;
+- fit end: the best checkpoint (``ModelCheckpoint``) as ``otrainedmodel`` (path, size,
+  sha256), then the task ends (FAILED when the fit raised);
+- test end: a ``testmodel`` task with ``otestmodel`` from the ``test_*`` metrics.
+
+While instrumented (``opentelemetry-instrument``), every ``Trainer`` gets one automatically
+and the plain-loop capture of :mod:`dlprov_otel.integrations.torch` stands aside during
+fit and test, so nothing is recorded twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+
+from dlprov_otel import semconv
+
+from . import torch as dlprov_torch
+from .lineage import log_once
+
+_LOSS = ("train_loss_epoch", "train_loss", "loss_epoch", "loss")
+_ACC = ("train_acc_epoch", "train_acc", "train_accuracy", "acc", "accuracy")
+_VAL_LOSS = ("val_loss", "val_loss_epoch", "valid_loss")
+_VAL_ACC = ("val_acc", "val_accuracy", "val_acc_epoch", "valid_acc")
+_TEST_LOSS = ("test_loss", "test_loss_epoch")
+_TEST_ACC = ("test_acc", "test_accuracy", "test_acc_epoch")
+
+
+def _metrics(trainer: pl.Trainer) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key, value in trainer.callback_metrics.items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _pick(metrics: dict[str, Any], names: tuple[str, ...]) -> Any:
+    return next((metrics[n] for n in names if n in metrics), None)
+
+
+class DLProvLightningCallback(pl.Callback):
+    """Record the training, its epochs, adaptations, model file and test as provenance."""
+
+    def __init__(self, dataflow: str | None = None, execution_tag: str | None = None) -> None:
+        super().__init__()
+        self.dataflow = dataflow
+        self.execution_tag = execution_tag
+        self._rec: dlprov_torch.Recorder | None = None
+        self._suspended = 0
+        self._t0 = time.perf_counter()
+        self._losses: dlprov_torch._Pass | None = None
+        self._lrs: list[float | None] = []
+        self._optimizer: Any = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+    @property
+    def rec(self) -> dlprov_torch.Recorder:
+        if self._rec is None:
+            rec = dlprov_torch.get_recorder()
+            if self.dataflow or self.execution_tag:
+                rec = dlprov_torch.Recorder(self.dataflow, self.execution_tag)
+            self._rec = rec
+        return self._rec
+
+    def _guard(self, where: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            log_once(f"lightning {where}", exc)
+            return None
+
+    def _suspend(self) -> None:
+        self.rec.suspended += 1
+        self._suspended += 1
+
+    def _resume(self) -> None:
+        if self._suspended:
+            self._suspended -= 1
+            self.rec.suspended -= 1
+
+    @staticmethod
+    def _trigger(trainer: pl.Trainer) -> str:
+        configs = getattr(trainer, "lr_scheduler_configs", None) or []
+        return type(configs[0].scheduler).__name__ if configs else "param_groups"
+
+    def _check_lr(self, trainer: pl.Trainer, within_epoch: bool) -> None:
+        opt = self._optimizer
+        if opt is None:
+            return
+        now = dlprov_torch._lrs(opt)
+        if now != self._lrs:
+            # seen between epochs, the change belongs to the epoch that just ended
+            epoch = trainer.current_epoch if within_epoch else max(trainer.current_epoch - 1, 0)
+            self.rec.on_lr_change(opt, self._lrs, now, self._trigger(trainer), trainer.global_step, epoch=epoch)
+            self._lrs = now
+
+    # -- fit --------------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._suspend()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._guard("train start", self._train_start, trainer, pl_module)
+
+    def _train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        rec = self.rec
+        opt = trainer.optimizers[0] if trainer.optimizers else None
+        self._optimizer = opt
+        self._lrs = dlprov_torch._lrs(opt) if opt is not None else []
+        info = None
+        loader = trainer.train_dataloader
+        if loader is not None and hasattr(loader, "batch_size") and hasattr(loader, "dataset"):
+            info = rec.loader_info(loader)
+        max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        with rec.lock:
+            if rec.train_task is not None:
+                rec.end_training()
+            rec.begin_training(
+                loader_info=info,
+                optimizer=opt,
+                model=pl_module,
+                num_epochs=max_epochs,
+                extra={"trainer": "lightning", "precision": str(trainer.precision)},
+            )
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._t0 = time.perf_counter()
+        self._losses = dlprov_torch._Pass()
+        self._guard("lr", self._check_lr, trainer, False)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if self._losses is not None and loss is not None and getattr(loss, "ndim", None) == 0:
+            self._losses.add_loss(loss)  # detached, on its device: no sync per step
+        if self._optimizer is not None and dlprov_torch._lrs(self._optimizer) != self._lrs:
+            self._guard("lr", self._check_lr, trainer, True)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._guard("epoch", self._epoch_end, trainer)
+
+    def _epoch_end(self, trainer: pl.Trainer) -> None:
+        if trainer.sanity_checking:
+            return
+        m = _metrics(trainer)
+        loss = _pick(m, _LOSS)
+        own = self._losses.mean_loss() if self._losses is not None else None
+        row: dict[str, Any] = {
+            "timestamp": dlprov_torch._now(),
+            "elapsed_time": time.perf_counter() - self._t0,
+            "loss": loss if loss is not None else own,
+            "accuracy": _pick(m, _ACC),
+            "val_loss": _pick(m, _VAL_LOSS),
+            "val_accuracy": _pick(m, _VAL_ACC),
+            "epoch": trainer.current_epoch,
+            "steps": self._losses.steps if self._losses is not None else None,
+            "global_step": trainer.global_step,
+            "learning_rate": self._lrs[0] if self._lrs else None,
+        }
+        named = set(_LOSS + _ACC + _VAL_LOSS + _VAL_ACC)
+        for key, value in m.items():
+            if key not in named and not key.startswith("test_"):
+                row.setdefault(semconv.sanitize_name(key), value)
+        self.rec.emit_epoch(row)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._guard("lr", self._check_lr, trainer, False)
+        self._guard("model file", self._model_file, trainer)
+        self._guard("fit end", self.rec.end_training)
+        self._resume()
+
+    def _model_file(self, trainer: pl.Trainer) -> None:
+        ckpt = trainer.checkpoint_callback
+        path = getattr(ckpt, "best_model_path", "") or getattr(ckpt, "last_model_path", "")
+        if path and os.path.isfile(path):
+            self.rec.on_save(None, path, content="lightning_checkpoint")
+
+    # -- test -------------------------------------------------------------------------------------
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._suspend()
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._guard("test", self._test_end, trainer)
+        self._resume()
+
+    def _test_end(self, trainer: pl.Trainer) -> None:
+        m = _metrics(trainer)
+        row: dict[str, Any] = {"loss": _pick(m, _TEST_LOSS), "accuracy": _pick(m, _TEST_ACC)}
+        for key, value in m.items():
+            if key.startswith("test_") and key not in _TEST_LOSS + _TEST_ACC:
+                row[semconv.sanitize_name(key)] = value
+        loaders = trainer.test_dataloaders
+        loader = loaders[0] if isinstance(loaders, list | tuple) and loaders else loaders
+        if loader is not None and hasattr(loader, "dataset"):
+            row["_producer"] = self.rec.loader_info(loader).producer
+        with self.rec.lock:
+            self.rec.emit_test(row)
+
+    # -- failure ----------------------------------------------------------------------------------
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._guard("failure", self.rec.end_training, exception)
+        while self._suspended:
+            self._resume()
+
+
+__all__ = ["DLProvLightningCallback"]

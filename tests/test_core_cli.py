@@ -1,0 +1,61 @@
+"""The `dlprov` command line against a real embedded store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dlprov_otel.cli import split_statements
+from tests.test_core_api_spans import seed_snippet
+
+
+@pytest.fixture
+def recorded(dlprov, store_dir):
+    import dlprov_otel
+
+    seed_snippet("cli-run", epochs=2)
+    dlprov_otel.shutdown()  # the store is free for the CLI process
+    return store_dir
+
+
+def dlprov_cli(*args, env):
+    return subprocess.run([sys.executable, "-m", "dlprov_otel.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_sql_runs_statements_in_one_session(recorded, subprocess_env):
+    out = dlprov_cli("sql", "--store", str(recorded), "--format", "json", 'SET SCHEMA "mnist"; SELECT epoch, loss FROM otrainmodel ORDER BY epoch', env=subprocess_env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"epoch": 0.0, "loss": 0.3}, {"epoch": 1.0, "loss": 0.15}]
+
+
+def test_sql_table_and_csv(recorded, subprocess_env):
+    table = dlprov_cli("sql", "--store", str(recorded), "SELECT * FROM dataflow", env=subprocess_env)
+    assert table.returncode == 0 and "| mnist" in table.stdout and "1 row" in table.stdout
+    out = dlprov_cli("sql", "--store", str(recorded), "--format", "csv", 'SET SCHEMA "mnist"; SELECT val_loss, task_id FROM otrainmodel', env=subprocess_env)
+    rows = list(csv.reader(io.StringIO(out.stdout)))
+    assert rows == [["val_loss", "task_id"], ["", "1"], ["", "1"]]  # NULL, not a sentinel
+
+
+def test_executions_lists_runs(recorded, subprocess_env):
+    out = dlprov_cli("executions", "--store", str(recorded), env=subprocess_env)
+    assert out.returncode == 0, out.stderr
+    assert "cli-run" in out.stdout and "FINISHED" in out.stdout
+    line = next(ln for ln in out.stdout.splitlines() if "cli-run" in ln)
+    assert line.rstrip(" |").endswith("3")  # 1 itrainmodel + 2 otrainmodel elements
+
+
+def test_sql_errors_are_one_clear_line(recorded, subprocess_env):
+    out = dlprov_cli("sql", "--store", str(recorded), "SELECT * FROM nosuch", env=subprocess_env)
+    assert out.returncode == 1
+    assert "dlprov: error: SELECT: no such table 'nosuch'" in out.stderr
+    bad = dlprov_cli("sql", "--store", "ftp://x", "SELECT 1", env=subprocess_env)
+    assert bad.returncode == 1 and "unknown store URL scheme 'ftp'" in bad.stderr
+
+
+def test_split_statements_respects_quotes_and_comments():
+    assert split_statements("SELECT ';' ; -- x;\nSELECT \"a;b\" /* ; */; ") == ["SELECT ';'", 'SELECT "a;b"']

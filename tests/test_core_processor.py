@@ -1,0 +1,74 @@
+"""The lossless span processor: a full queue waits instead of dropping; failures are retried."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from dlprov_otel.processor import LosslessSpanProcessor
+
+
+class SlowFlakyExporter(SpanExporter):
+    """Takes its time and refuses the first batches, like a store under load."""
+
+    def __init__(self, fail_first: int = 0, delay: float = 0.0) -> None:
+        self.names: list[str] = []
+        self.fail_first = fail_first
+        self.delay = delay
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def export(self, spans):
+        with self.lock:
+            self.calls += 1
+            time.sleep(self.delay)
+            if self.calls <= self.fail_first:
+                return SpanExportResult.FAILURE
+            self.names.extend(s.name for s in spans)
+            return SpanExportResult.SUCCESS
+
+
+def run(processor: LosslessSpanProcessor, n: int) -> TracerProvider:
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    for i in range(n):
+        tracer.start_span(f"s{i}").end()
+    return provider
+
+
+def test_full_queue_makes_the_caller_wait_instead_of_dropping():
+    exporter = SlowFlakyExporter(delay=0.01)
+    processor = LosslessSpanProcessor(exporter, schedule_delay=0.01, max_batch=50, max_queue=100)
+    provider = run(processor, 3000)  # the SDK's BatchSpanProcessor would drop past 2,048
+    assert processor.force_flush(30_000)
+    assert exporter.names == [f"s{i}" for i in range(3000)]  # all of them, in order
+    assert processor.stats.blocked_waits > 0
+    assert processor.stats.dropped == 0
+    provider.shutdown()
+
+
+def test_failed_batches_are_retried_until_they_pass():
+    exporter = SlowFlakyExporter(fail_first=3)
+    processor = LosslessSpanProcessor(exporter, schedule_delay=0.01)
+    provider = run(processor, 10)
+    assert processor.force_flush(30_000)
+    assert sorted(exporter.names) == sorted(f"s{i}" for i in range(10))
+    assert processor.stats.export_failures == 3
+    assert processor.stats.exported == 10
+    provider.shutdown()
+
+
+def test_spans_left_at_shutdown_go_to_the_spool():
+    spooled: list[str] = []
+    exporter = SlowFlakyExporter(fail_first=10**9)
+    processor = LosslessSpanProcessor(
+        exporter, schedule_delay=0.01, shutdown_timeout=0.5, spool=lambda spans: spooled.extend(s.name for s in spans) or "mem"
+    )
+    provider = run(processor, 5)
+    provider.shutdown()
+    assert sorted(spooled) == sorted(f"s{i}" for i in range(5))
+    assert processor.stats.spooled == 5 and processor.stats.dropped == 0
