@@ -19,10 +19,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import dlprov_otel  # noqa: E402
-from dlprov_otel import DataSet, Dataflow, Element, Task  # noqa: E402
-from dlprov_otel.exporter import MonetDBSpanExporter  # noqa: E402
-from dlprov_otel.store import open_store  # noqa: E402
+import dlprov_otel
+from dlprov_otel import Dataflow, DataSet, Element, Task
+from dlprov_otel.exporter import MonetDBSpanExporter
+from dlprov_otel.store import open_store
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -40,7 +40,9 @@ def machine() -> dict:
 
 
 def row(epoch: int, elements: int = 1) -> DataSet:
-    return DataSet("otrainmodel", [Element(["2024-01-01 00:00:00", 1.5, 0.1, 0.9, 0.2, 0.8, epoch]) for _ in range(elements)])
+    return DataSet(
+        "otrainmodel", [Element(["2024-01-01 00:00:00", 1.5, 0.1, 0.9, 0.2, 0.8, epoch]) for _ in range(elements)]
+    )
 
 
 def capture_spans(tmp: Path, n: int, elements: int) -> list:
@@ -149,8 +151,13 @@ def main() -> None:
     cc, lat = result["caller_cost_per_emission"], result["emission_to_queryable"]
     print(f"rows/s, one row per span      : {tp1['rows_per_s']:,.0f}  (target >= 50,000)")
     print(f"rows/s, 100 rows per span     : {tp100['rows_per_s']:,.0f}")
-    print(f"caller cost per emission      : median {cc['median_us']:.1f} us, p99 {cc['p99_us']:.1f} us  (target <= 50 us)")
-    print(f"emission -> queryable latency : p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms  (target p99 <= 1 s)")
+    print(
+        f"caller cost per emission      : median {cc['median_us']:.1f} us, p99 {cc['p99_us']:.1f} us  (target <= 50 us)"
+    )
+    print(
+        f"emission -> queryable latency : p50 {lat['p50_s'] * 1000:.0f} ms, "
+        f"p99 {lat['p99_s'] * 1000:.0f} ms  (target p99 <= 1 s)"
+    )
 
 
 if __name__ == "__main__":

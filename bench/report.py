@@ -1,6 +1,6 @@
 """Render the README's benchmark table from bench/results/*.json (between the BENCH markers).
 
-    python bench/report.py          # rewrite README.md in place
+python bench/report.py          # rewrite README.md in place
 """
 
 from __future__ import annotations
@@ -33,15 +33,45 @@ def rows() -> list[tuple[str, str, str, str]]:
         cc = core["caller_cost_per_emission"]
         lat = core["emission_to_queryable"]
         out += [
-            ("span → embedded MonetDB, 1 row per span", f"{tp1:,.0f} rows/s", "≥ 50,000 rows/s", _verdict(tp1 >= 50_000)),
-            ("span → embedded MonetDB, 100 rows per span", f"{tp100:,.0f} rows/s", "≥ 50,000 rows/s", _verdict(tp100 >= 50_000)),
-            ("caller-thread cost per dataset emission", f"median {cc['median_us']:.0f} µs, p99 {cc['p99_us']:.0f} µs", "≤ 50 µs", _verdict(cc["median_us"] <= 50)),
-            ("emission → queryable (SQL)", f"p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms", "p99 ≤ 1 s", _verdict(lat["p99_s"] <= 1)),
+            (
+                "span → embedded MonetDB, 1 row per span",
+                f"{tp1:,.0f} rows/s",
+                "≥ 50,000 rows/s",
+                _verdict(tp1 >= 50_000),
+            ),
+            (
+                "span → embedded MonetDB, 100 rows per span",
+                f"{tp100:,.0f} rows/s",
+                "≥ 50,000 rows/s",
+                _verdict(tp100 >= 50_000),
+            ),
+            (
+                "caller-thread cost per dataset emission",
+                f"median {cc['median_us']:.0f} µs, p99 {cc['p99_us']:.0f} µs",
+                "≤ 50 µs",
+                _verdict(cc["median_us"] <= 50),
+            ),
+            (
+                "emission → queryable (SQL)",
+                f"p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms",
+                "p99 ≤ 1 s",
+                _verdict(lat["p99_s"] <= 1),
+            ),
         ]
-    for name, label in (("torch_overhead.json", "PyTorch training overhead"), ("keras_overhead.json", "Keras training overhead")):
+    for name, label in (
+        ("torch_overhead.json", "PyTorch training overhead"),
+        ("keras_overhead.json", "Keras training overhead"),
+    ):
         r = _load(name)
         if r and "overhead_pct" in r:
-            out.append((label, f"{r['overhead_pct']:+.2f} % (median of {r.get('repetitions', '?')} A/B pairs)", "≤ 1 %", _verdict(r["overhead_pct"] <= 1)))
+            out.append(
+                (
+                    label,
+                    f"{r['overhead_pct']:+.2f} % (median of {r.get('repetitions', '?')} A/B pairs)",
+                    "≤ 1 %",
+                    _verdict(r["overhead_pct"] <= 1),
+                )
+            )
     col = _load("collector.json")
     if col and "spans_per_s" in col:
         out.append(("collector ingest over OTLP/HTTP", f"{col['spans_per_s']:,.0f} spans/s", "—", "—"))
@@ -52,7 +82,8 @@ def table() -> str:
     core = _load("core.json") or {}
     m = core.get("machine", {})
     lines = [
-        f"Measured {core.get('when', '?')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores), Python {m.get('python', '?')}.",
+        f"Measured {core.get('when', '?')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores), "
+        f"Python {m.get('python', '?')}.",
         "",
         "| measure | result | target | |",
         "|---|---|---|---|",

@@ -98,7 +98,7 @@ def dataset_attributes(set_def: Set, role: SetType, elements: Sequence[Element])
                 types[name] = infer_type(value)
                 columns[name] = [None] * n
             columns[name].append(coerce(value, types[name], set_tag=set_def.tag, attribute=name))
-        for name, col in columns.items():
+        for col in columns.values():
             if len(col) == n:
                 col.append(None)
     attrs: dict[str, Any] = {

@@ -176,7 +176,10 @@ def _run_dfanalyzer(epochs: int, data: str | None, out: Path, exec_tag: str) -> 
     opt = model.optimizer
     t3 = Task(3, DATAFLOW, exec_tag, "TrainModel", dependency=t2)
     t3.add_dataset(
-        DataSet("iTrainModel", [Element([opt.get_config()["name"], opt.get_config()["learning_rate"], epochs, len(model.layers)])])
+        DataSet(
+            "iTrainModel",
+            [Element([opt.get_config()["name"], opt.get_config()["learning_rate"], epochs, len(model.layers)])],
+        )
     )
     t3.begin()
     model_path = out / "trained_model.keras"

@@ -191,9 +191,7 @@ def _as_document(document: Any) -> ProvDocument:
     path = Path(document)
     if not path.is_file():
         raise Neo4jLoadError(f"no PROV document at {path}")
-    fmt = {".json": "json", ".provn": "provn", ".xml": "xml", ".ttl": "rdf", ".rdf": "rdf"}.get(
-        path.suffix.lower()
-    )
+    fmt = {".json": "json", ".provn": "provn", ".xml": "xml", ".ttl": "rdf", ".rdf": "rdf"}.get(path.suffix.lower())
     if fmt is None:
         raise Neo4jLoadError(f"cannot tell the PROV format of {path}: use .json, .provn, .xml or .ttl")
     try:
@@ -214,8 +212,7 @@ def _driver(uri: str, user: str, password: str | None) -> Any:
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme not in _SCHEMES:
         raise Neo4jLoadError(
-            f"invalid Neo4j URI {uri!r}: use bolt://HOST:PORT or neo4j://HOST:PORT "
-            f"(schemes: {', '.join(_SCHEMES)})"
+            f"invalid Neo4j URI {uri!r}: use bolt://HOST:PORT or neo4j://HOST:PORT (schemes: {', '.join(_SCHEMES)})"
         )
     auth = (user, password) if password is not None else None
     try:
@@ -281,8 +278,7 @@ def load(
     try:
         for label in BASE_LABELS:
             driver.execute_query(
-                f"CREATE CONSTRAINT dlprov_{label.lower()}_id IF NOT EXISTS "
-                f"FOR (n:`{label}`) REQUIRE n.id IS UNIQUE",
+                f"CREATE CONSTRAINT dlprov_{label.lower()}_id IF NOT EXISTS FOR (n:`{label}`) REQUIRE n.id IS UNIQUE",
                 database_=database,
             )
         by_labels: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -290,10 +286,7 @@ def load(
             by_labels[(node["base"], *node["labels"])].append({"id": node["id"], "props": node["props"]})
         for labels, rows in sorted(by_labels.items()):
             extra = f"SET n{_label_text(labels[1:])} " if len(labels) > 1 else ""
-            query = (
-                f"UNWIND $rows AS row MERGE (n{_label_text(labels[:1])} {{id: row.id}}) "
-                f"{extra}SET n += row.props"
-            )
+            query = f"UNWIND $rows AS row MERGE (n{_label_text(labels[:1])} {{id: row.id}}) {extra}SET n += row.props"
             for batch in _batches(rows, batch_size):
                 _add(counters, driver.execute_query(query, rows=list(batch), database_=database).summary)
         for name, rels in sorted(relations.items()):

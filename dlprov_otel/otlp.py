@@ -14,11 +14,15 @@ def make_otlp_exporter(endpoint: str, headers: dict[str, str] | None = None, pro
     else ``http/protobuf``; ``grpc`` sends OTLP/gRPC instead (``http://host:4317``).
     """
     protocol = (
-        protocol
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    ).strip().lower()
+        (
+            protocol
+            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "http/protobuf"
+        )
+        .strip()
+        .lower()
+    )
     hdrs = dict(headers or {})
     token = os.environ.get("DLPROV_TOKEN")
     if token and "authorization" not in {k.lower() for k in hdrs}:

@@ -68,6 +68,7 @@ class DLProvLightningCallback(pl.Callback):
         self._t0 = time.perf_counter()
         self._losses: dlprov_torch._Pass | None = None
         self._lrs: list[float | None] = []
+        self._epoch_lr: float | None = None  # the rate the epoch ran with
         self._optimizer: Any = None
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -144,6 +145,7 @@ class DLProvLightningCallback(pl.Callback):
         self._t0 = time.perf_counter()
         self._losses = dlprov_torch._Pass()
         self._guard("lr", self._check_lr, trainer, False)
+        self._epoch_lr = self._lrs[0] if self._lrs else None
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -173,25 +175,27 @@ class DLProvLightningCallback(pl.Callback):
             "epoch": trainer.current_epoch,
             "steps": self._losses.steps if self._losses is not None else None,
             "global_step": trainer.global_step,
-            "learning_rate": self._lrs[0] if self._lrs else None,
+            "learning_rate": self._epoch_lr,
         }
         named = set(_LOSS + _ACC + _VAL_LOSS + _VAL_ACC)
         for key, value in m.items():
             if key not in named and not key.startswith("test_"):
                 row.setdefault(semconv.sanitize_name(key), value)
-        self.rec.emit_epoch(row)
+        with self.rec.lock:
+            self.rec.emit_epoch(row)
+            self.rec.epoch = trainer.current_epoch + 1  # epochs completed
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._guard("lr", self._check_lr, trainer, False)
-        self._guard("model file", self._model_file, trainer)
+        self._guard("model file", self._model_file, trainer, pl_module)
         self._guard("fit end", self.rec.end_training)
         self._resume()
 
-    def _model_file(self, trainer: pl.Trainer) -> None:
+    def _model_file(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         ckpt = trainer.checkpoint_callback
         path = getattr(ckpt, "best_model_path", "") or getattr(ckpt, "last_model_path", "")
         if path and os.path.isfile(path):
-            self.rec.on_save(None, path, content="lightning_checkpoint")
+            self.rec.on_save(pl_module, path, content="lightning_checkpoint")
 
     # -- test -------------------------------------------------------------------------------------
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -722,20 +722,19 @@ class Recorder:
     def on_save(self, obj: Any, path: str | os.PathLike[str], content: str | None = None) -> None:
         """Record a saved model file as ``otrainedmodel`` of the current training."""
         with self.lock:
-            size, digest = file_digest(path)
-            model = self.model
-            name = None
-            if content is None:
-                import torch
+            import torch
 
-                if isinstance(obj, torch.nn.Module):
-                    content, name = "module", type(_unwrap(obj)).__name__
+            size, digest = file_digest(path)
+            is_module = isinstance(obj, torch.nn.Module)
+            if content is None:
+                if is_module:
+                    content = "module"
                 elif isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
                     content = "state_dict"
                 else:
                     content = "checkpoint"
-            if name is None:
-                name = type(_unwrap(model)).__name__ if model is not None else Path(path).stem
+            model = obj if is_module else self.model
+            name = type(_unwrap(model)).__name__ if model is not None else Path(path).stem
             row = {
                 "model_name": name,
                 "model_dir": os.path.abspath(os.fspath(path)),

@@ -12,8 +12,8 @@ import pytest
 import dlprov_otel
 from dlprov_otel import (
     Attribute,
-    DataSet,
     Dataflow,
+    DataSet,
     Element,
     ElementError,
     Set,
@@ -35,7 +35,9 @@ def mnist(dlprov):
 
 
 def test_unknown_transformation(mnist):
-    with pytest.raises(SpecError, match=r"unknown transformation 'TrainModle' in dataflow 'mnist' \(known: .*trainmodel"):
+    with pytest.raises(
+        SpecError, match=r"unknown transformation 'TrainModle' in dataflow 'mnist' \(known: .*trainmodel"
+    ):
         Task(1, "mnist", "run", "TrainModle")
 
 
@@ -52,7 +54,9 @@ def test_unknown_set(mnist):
 
 def test_set_of_another_transformation(mnist):
     t = Task(1, "mnist", "run", "trainmodel")
-    with pytest.raises(SpecError, match=r"'otestmodel' is neither an input nor an output of transformation 'trainmodel'"):
+    with pytest.raises(
+        SpecError, match=r"'otestmodel' is neither an input nor an output of transformation 'trainmodel'"
+    ):
         t.add_dataset(DataSet("otestmodel", [Element([0.1, 0.2])]))
 
 
@@ -66,13 +70,17 @@ def test_wrong_arity(mnist):
 
 def test_wrong_type_names_set_and_attribute(mnist):
     t = Task(1, "mnist", "run", "trainmodel")
-    with pytest.raises(ElementError, match=r"set 'itrainmodel', attribute 'learning_rate' is NUMERIC but got str 'fast'"):
+    with pytest.raises(
+        ElementError, match=r"set 'itrainmodel', attribute 'learning_rate' is NUMERIC but got str 'fast'"
+    ):
         t.add_dataset(DataSet("itrainmodel", [Element(["adam", "fast", 2, 3])]))
 
 
 @pytest.mark.parametrize("tag", ["it's", 'a"b', "with space", "semi;colon", "dash-tag", "", "9lives"])
 def test_tags_with_quotes_or_spaces(dlprov, tag):
-    with pytest.raises(SpecError, match=r"invalid (dataflow tag|set tag|attribute name) .*letters, digits and underscores"):
+    with pytest.raises(
+        SpecError, match=r"invalid (dataflow tag|set tag|attribute name) .*letters, digits and underscores"
+    ):
         Dataflow(tag)
     with pytest.raises(SpecError, match=r"invalid set tag"):
         Set(tag, SetType.INPUT, [])
@@ -109,7 +117,12 @@ def test_unreachable_monetdb_server():
 def test_locked_embedded_store(tmp_path, subprocess_env):
     path = tmp_path / "locked"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from dlprov_otel.store import open_store; open_store({str(path)!r}); print('open', flush=True); import time; time.sleep(60)"],
+        [
+            sys.executable,
+            "-c",
+            f"from dlprov_otel.store import open_store; open_store({str(path)!r}); "
+            "print('open', flush=True); import time; time.sleep(60)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=subprocess_env,
@@ -169,14 +182,19 @@ def test_spans_left_at_exit_are_spooled_and_replayed(tmp_path, subprocess_env):
         t.end()
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=subprocess_env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "saved to" in done.stderr and "dlprov replay" in done.stderr
     files = list(spool.glob("*.otlp.pb"))
     assert files
     replay = subprocess.run(
         [sys.executable, "-m", "dlprov_otel.cli", "replay", "--store", str(store), "--spool-dir", str(spool)],
-        env=subprocess_env, capture_output=True, text=True, timeout=120,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert replay.returncode == 0, replay.stderr
     assert "replayed 1 spool file(s)" in replay.stdout

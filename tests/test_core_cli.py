@@ -24,11 +24,21 @@ def recorded(dlprov, store_dir):
 
 
 def dlprov_cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "dlprov_otel.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "dlprov_otel.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_sql_runs_statements_in_one_session(recorded, subprocess_env):
-    out = dlprov_cli("sql", "--store", str(recorded), "--format", "json", 'SET SCHEMA "mnist"; SELECT epoch, loss FROM otrainmodel ORDER BY epoch', env=subprocess_env)
+    out = dlprov_cli(
+        "sql",
+        "--store",
+        str(recorded),
+        "--format",
+        "json",
+        'SET SCHEMA "mnist"; SELECT epoch, loss FROM otrainmodel ORDER BY epoch',
+        env=subprocess_env,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [{"epoch": 0.0, "loss": 0.3}, {"epoch": 1.0, "loss": 0.15}]
 
@@ -36,7 +46,15 @@ def test_sql_runs_statements_in_one_session(recorded, subprocess_env):
 def test_sql_table_and_csv(recorded, subprocess_env):
     table = dlprov_cli("sql", "--store", str(recorded), "SELECT * FROM dataflow", env=subprocess_env)
     assert table.returncode == 0 and "| mnist" in table.stdout and "1 row" in table.stdout
-    out = dlprov_cli("sql", "--store", str(recorded), "--format", "csv", 'SET SCHEMA "mnist"; SELECT val_loss, task_id FROM otrainmodel', env=subprocess_env)
+    out = dlprov_cli(
+        "sql",
+        "--store",
+        str(recorded),
+        "--format",
+        "csv",
+        'SET SCHEMA "mnist"; SELECT val_loss, task_id FROM otrainmodel',
+        env=subprocess_env,
+    )
     rows = list(csv.reader(io.StringIO(out.stdout)))
     assert rows == [["val_loss", "task_id"], ["", "1"], ["", "1"]]  # NULL, not a sentinel
 

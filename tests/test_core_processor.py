@@ -66,7 +66,10 @@ def test_spans_left_at_shutdown_go_to_the_spool():
     spooled: list[str] = []
     exporter = SlowFlakyExporter(fail_first=10**9)
     processor = LosslessSpanProcessor(
-        exporter, schedule_delay=0.01, shutdown_timeout=0.5, spool=lambda spans: spooled.extend(s.name for s in spans) or "mem"
+        exporter,
+        schedule_delay=0.01,
+        shutdown_timeout=0.5,
+        spool=lambda spans: spooled.extend(s.name for s in spans) or "mem",
     )
     provider = run(processor, 5)
     provider.shutdown()

@@ -179,21 +179,23 @@ class Store:
                 [int(idrows[0][0]), spec.tag, version, merged.hash, now, now],
             )
         self.backend.execute(
-            f"INSERT INTO {self.cat('dataflow_version')} (dataflow_tag, version, spec_hash, spec, created_at, trace_id, span_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {self.cat('dataflow_version')} "
+            "(dataflow_tag, version, spec_hash, spec, created_at, trace_id, span_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [spec.tag, version, merged.hash, merged.to_json(), now, trace_id, span_id],
         )
         old_t = {t["tag"] for t in old.transformations} if old else set()
         for t in merged.transformations:
             if t["tag"] not in old_t:
                 self.backend.execute(
-                    f"INSERT INTO {self.cat('data_transformation')} (dataflow_tag, tag, version_added) VALUES (?, ?, ?)",
+                    f"INSERT INTO {self.cat('data_transformation')} (dataflow_tag, tag, version_added) "
+                    "VALUES (?, ?, ?)",
                     [spec.tag, t["tag"], version],
                 )
         old_deps = self._dependencies(old) if old else set()
         for ds, prev, nxt in sorted(self._dependencies(merged) - old_deps, key=str):
             self.backend.execute(
-                f"INSERT INTO {self.cat('data_dependency')} (dataflow_tag, ds_tag, previous_dt_tag, next_dt_tag, version_added) "
+                f"INSERT INTO {self.cat('data_dependency')} "
+                "(dataflow_tag, ds_tag, previous_dt_tag, next_dt_tag, version_added) "
                 "VALUES (?, ?, ?, ?, ?)",
                 [spec.tag, ds, prev, nxt, version],
             )
@@ -247,7 +249,8 @@ class Store:
                 self._columns.pop((dataflow, set_tag), None)
                 cols = self.table_columns(dataflow, set_tag)
             _, rows = self.backend.fetch(
-                f"SELECT COALESCE(MAX(ordinal), -1) + 1 FROM {self.cat('attribute')} WHERE dataflow_tag = ? AND ds_tag = ?",
+                f"SELECT COALESCE(MAX(ordinal), -1) + 1 FROM {self.cat('attribute')} "
+                "WHERE dataflow_tag = ? AND ds_tag = ?",
                 [dataflow, set_tag],
             )
             start = int(rows[0][0])
@@ -261,7 +264,8 @@ class Store:
                 if name in known_names:
                     continue
                 self.backend.execute(
-                    f"INSERT INTO {self.cat('attribute')} (dataflow_tag, ds_tag, name, type, ordinal, optional, declared) "
+                    f"INSERT INTO {self.cat('attribute')} "
+                    "(dataflow_tag, ds_tag, name, type, ordinal, optional, declared) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [dataflow, set_tag, name, t.value, pos, optional, declared],
                 )
@@ -444,7 +448,10 @@ class Store:
         tables: dict[tuple[str, str], _Columns] = {}
         for r in records:
             a = r.attributes
-            key = (_tag(a.get(semconv.DATAFLOW_TAG, ""), "dataflow tag"), _tag(a.get(semconv.DATASET_TAG, ""), "set tag"))
+            key = (
+                _tag(a.get(semconv.DATAFLOW_TAG, ""), "dataflow tag"),
+                _tag(a.get(semconv.DATASET_TAG, ""), "set tag"),
+            )
             names = [_tag(n, "attribute name") for n in a.get(semconv.DATASET_ATTRIBUTES, ())]
             types = [_ATTR_TYPES.get(t) for t in a.get(semconv.DATASET_TYPES, ())]
             if len(types) != len(names) or None in types:
@@ -488,8 +495,10 @@ class Store:
                 values = cols.column(c)
                 if t in ("double", "real", "float") and not all(v is None or type(v) is float for v in values):
                     values = [_as_float(v, set_tag, c) for v in values]
-                elif t not in NUMERIC_TYPES and t not in ("timestamp", "boolean") and not all(
-                    v is None or type(v) is str for v in values
+                elif (
+                    t not in NUMERIC_TYPES
+                    and t not in ("timestamp", "boolean")
+                    and not all(v is None or type(v) is str for v in values)
                 ):
                     values = [None if v is None else str(v) for v in values]
                 data[c] = values

@@ -1,0 +1,156 @@
+"""Overhead of the zero-code PyTorch instrumentation on an MNIST-sized training (issue 4).
+
+Generated data of MNIST's size (60,000 x 784 training, 10,000 test, 10 classes), a small
+MLP (784-128-64-10), SGD, a validation pass per epoch: the same training with and without
+``TorchInstrumentor`` (exporting into an embedded store), in one process, interleaved
+(A B A B ...). Reports medians of the wall time and their ratio; writes
+bench/results/torch_overhead.json. Target: <= 1 % overhead.
+
+    python bench/bench_torch_overhead.py [--quick] [--reps 5] [--epochs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import dlprov_otel
+from dlprov_otel.integrations.torch import TorchInstrumentor
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def make_data(n_train: int, n_test: int) -> tuple[TensorDataset, TensorDataset]:
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(784, 10, generator=g)
+    x = torch.rand(n_train + n_test, 784, generator=g)
+    y = (x @ w + 0.5 * torch.randn(n_train + n_test, 10, generator=g)).argmax(1)
+    return TensorDataset(x[:n_train], y[:n_train]), TensorDataset(x[n_train:], y[n_train:])
+
+
+def train(train_set: TensorDataset, test_set: TensorDataset, epochs: int, batch_size: int) -> list[float]:
+    """A plain loop, as people write it: train, validate, per epoch."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True)
+    test_loader = DataLoader(test_set, batch_size=1000)
+    losses = []
+    for _ in range(epochs):
+        model.train()
+        total = 0.0
+        for xb, yb in train_loader:
+            optimizer.zero_grad()
+            loss = criterion(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        losses.append(total / len(train_loader))
+        model.eval()
+        with torch.no_grad():
+            for xb, yb in test_loader:
+                criterion(model(xb), yb)
+    return losses
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a tenth of the data, 3 pairs")
+    ap.add_argument("--reps", type=int, default=5, help="pairs of runs (A B)")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=64)
+    args = ap.parse_args()
+    n_train, n_test = (6_000, 1_000) if args.quick else (60_000, 10_000)
+    reps = 3 if args.quick else args.reps
+    train_set, test_set = make_data(n_train, n_test)
+
+    tmp = Path(tempfile.mkdtemp(prefix="dlprov-bench-torch-"))
+    tel = dlprov_otel.configure(store=tmp / "store", spool_dir=tmp / "spool")
+    inst = TorchInstrumentor()
+    train(train_set, test_set, 1, args.batch_size)  # warm-up: allocator, kernels, imports
+
+    times: dict[str, list[float]] = {"plain": [], "instrumented": []}
+    for i in range(reps):
+        for mode in ("plain", "instrumented"):
+            if mode == "instrumented":
+                inst.instrument(execution_tag=f"bench-{i}")
+            t0 = time.perf_counter()
+            losses = train(train_set, test_set, args.epochs, args.batch_size)
+            times[mode].append(time.perf_counter() - t0)
+            if mode == "instrumented":
+                inst.uninstrument()
+            print(f"rep {i} {mode:>12}: {times[mode][-1]:.3f} s (final loss {losses[-1]:.4f})", flush=True)
+
+    assert dlprov_otel.flush(60)
+    stored = tel.store.query('SELECT COUNT(*) FROM "torch"."otrainmodel"').rows[0][0]
+    assert stored == reps * args.epochs, f"expected {reps * args.epochs} epoch rows, found {stored}"
+    stats = dlprov_otel.stats()
+    dlprov_otel.shutdown()
+
+    med_a = statistics.median(times["plain"])
+    med_b = statistics.median(times["instrumented"])
+    pair = [b / a for a, b in zip(times["plain"], times["instrumented"], strict=True)]
+    steps = args.epochs * -(-n_train // args.batch_size)
+    result = {
+        "benchmark": "torch_overhead",
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpu": dlprov_otel.hardware.host_facts().get("dlprov.hardware.cpu_model"),
+            "threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+        },
+        "config": {
+            "train_samples": n_train,
+            "test_samples": n_test,
+            "features": 784,
+            "model": "MLP 784-128-64-10",
+            "batch_size": args.batch_size,
+            "epochs": args.epochs,
+            "pairs": reps,
+            "steps_per_run": steps,
+            "quick": args.quick,
+        },
+        "plain_s": times["plain"],
+        "instrumented_s": times["instrumented"],
+        "median_plain_s": med_a,
+        "median_instrumented_s": med_b,
+        "ratio_of_medians": med_b / med_a,
+        "median_pair_ratio": statistics.median(pair),
+        "overhead_percent": (med_b / med_a - 1) * 100,
+        "overhead_per_step_us": (med_b - med_a) / steps * 1e6,
+        "epoch_rows_stored": stored,
+        "processor": stats,
+        "target_percent": 1.0,
+    }
+    result["target_met"] = result["overhead_percent"] <= 1.0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "torch_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+
+    print()
+    print(f"{'':24}{'median':>10}{'runs':>40}")
+    print(f"{'plain':24}{med_a:>9.3f}s  " + " ".join(f"{t:.3f}" for t in times["plain"]))
+    print(f"{'instrumented':24}{med_b:>9.3f}s  " + " ".join(f"{t:.3f}" for t in times["instrumented"]))
+    print(
+        f"ratio of medians {med_b / med_a:.4f} ({result['overhead_percent']:+.2f} %), "
+        f"median pair ratio {result['median_pair_ratio']:.4f}, "
+        f"{result['overhead_per_step_us']:+.1f} µs per step; target <= 1 %: "
+        f"{'met' if result['target_met'] else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
