@@ -47,7 +47,8 @@ class LosslessSpanProcessor(SpanProcessor):
 
     ``schedule_delay`` bounds how long a span waits before export (freshness); ``max_batch``
     bounds one export call; ``max_queue`` is the point where callers are made to wait.
-    ``spool`` receives the spans left at shutdown when the exporter still fails.
+    ``spool`` receives the spans left at shutdown when the exporter still fails, and a batch
+    that kept failing for ``max_retry`` seconds.
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class LosslessSpanProcessor(SpanProcessor):
         max_batch: int = 20_000,
         max_queue: int = 2_000_000,
         shutdown_timeout: float = 30.0,
+        max_retry: float = 300.0,
         spool: Callable[[Sequence[ReadableSpan]], str] | None = None,
     ) -> None:
         self.exporter = exporter
@@ -65,11 +67,13 @@ class LosslessSpanProcessor(SpanProcessor):
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.shutdown_timeout = shutdown_timeout
+        self.max_retry = max_retry
         self.spool = spool
         self.stats = ProcessorStats()
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._cond = threading.Condition()
         self._inflight = 0
+        self._retry: list[ReadableSpan] = []
         self._flush_requests = 0
         self._stopping = False
         self._shutdown = False
@@ -108,7 +112,7 @@ class LosslessSpanProcessor(SpanProcessor):
         with self._cond:
             self._flush_requests += 1
             self._cond.notify_all()
-            while self._queue or self._inflight:
+            while self._queue or self._inflight or self._retry:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -140,13 +144,20 @@ class LosslessSpanProcessor(SpanProcessor):
 
     def _run(self) -> None:
         backoff = 0.0
+        failing_since: float | None = None
         while True:
             with self._cond:
                 if not self._stopping and (backoff or len(self._queue) < self.max_batch):
                     self._cond.wait(backoff or self.schedule_delay)
-                if self._stopping and (not self._queue or backoff):
+                if self._stopping and ((not self._queue and not self._retry) or backoff):
+                    if self._retry:
+                        self._queue.extendleft(reversed(self._retry))
+                        self._retry = []
                     return
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
+                if self._retry:  # a failed batch is retried alone, so a bad one cannot grow
+                    batch, self._retry = self._retry, []
+                else:
+                    batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
                 self._inflight = len(batch)
             if not batch:
                 continue
@@ -155,9 +166,16 @@ class LosslessSpanProcessor(SpanProcessor):
                 self._inflight = 0
                 if ok:
                     self.stats.exported += len(batch)
-                    backoff = 0.0
+                    backoff, failing_since = 0.0, None
+                elif failing_since is not None and time.monotonic() - failing_since > self.max_retry:
+                    # A batch refused for this long is not going through (a payload the
+                    # collector rejects, a store gone for good): keep it in the spool and let
+                    # the spans behind it pass.
+                    self._spool(batch)
+                    backoff, failing_since = 0.0, None
                 else:
-                    self._queue.extendleft(reversed(batch))
+                    failing_since = failing_since or time.monotonic()
+                    self._retry = batch
                     self.stats.retried_spans += len(batch)
                     backoff = min(max(backoff * 2, 0.1), 5.0)
                 self.stats.pending = len(self._queue)
@@ -209,3 +227,4 @@ class LosslessSpanProcessor(SpanProcessor):
         self._queue = collections.deque()
         self._cond = threading.Condition()
         self._inflight = 0
+        self._retry = []

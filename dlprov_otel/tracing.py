@@ -82,7 +82,7 @@ class Telemetry:
     def stats(self) -> dict[str, int]:
         """Counters of the span processor (queued, exported, dropped, ...)."""
         s = self.processor.stats
-        s.pending = len(self.processor._queue)
+        s.pending = len(self.processor._queue) + len(self.processor._retry)
         return s.as_dict()
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -130,6 +130,8 @@ def configure(
         if _state is not None:
             _state.shutdown()
             _state = None
+        for df in _dataflows.values():
+            df.saved_hash = None  # a new pipeline (maybe another store) gets the specs again
         if store is None and endpoint is None:
             endpoint = (
                 os.environ.get("DLPROV_ENDPOINT")
@@ -165,6 +167,7 @@ def configure(
             exporter,
             schedule_delay=schedule_delay if schedule_delay is not None else _env_float("DLPROV_SCHEDULE_DELAY", 0.2),
             shutdown_timeout=_env_float("DLPROV_SHUTDOWN_TIMEOUT", 30.0),
+            max_retry=_env_float("DLPROV_RETRY_SECONDS", 300.0),
             spool=spool_writer(spool_dir or default_spool_dir()),
         )
         provider = TracerProvider(

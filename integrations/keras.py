@@ -135,7 +135,8 @@ def _hyperparameters(model: Any, learning_rate: float | None, epochs: Any, batch
     opt_config = _try(opt.get_config) if opt is not None else None
     compile_config = _try(model.get_compile_config, {}) or {}
     row: dict[str, Any] = {
-        "optimizer_name": (opt_config or {}).get("name") or (type(opt).__name__ if opt is not None else None),
+        # the class, lower-cased ("adam"): the config's name is per instance ("adam_3")
+        "optimizer_name": type(opt).__name__.lower() if opt is not None else None,
         "learning_rate": learning_rate,
         "num_epochs": epochs,
         "num_layers": _try(lambda: len(model.layers)),

@@ -152,7 +152,9 @@ def test_store_failure_never_raises_into_training(dlprov, caplog):
         t.add_dataset(DataSet("otrainmodel", [Element(["ts", 1.0, 0.5, 0.5, None, None, epoch])]))
         t.save()
     t.end()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30  # the export thread gets to it in the background
+    while dlprov.stats()["export_failures"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     stats = dlprov.stats()
     assert stats["export_failures"] >= 1 and stats["dropped"] == 0
     assert stats["exported"] < stats["queued"]  # kept, not lost

@@ -75,3 +75,30 @@ def test_spans_left_at_shutdown_go_to_the_spool():
     provider.shutdown()
     assert sorted(spooled) == sorted(f"s{i}" for i in range(5))
     assert processor.stats.spooled == 5 and processor.stats.dropped == 0
+
+
+def test_a_batch_refused_for_too_long_is_spooled_and_the_rest_passes():
+    spooled: list[str] = []
+
+    class RefusesPoison(SlowFlakyExporter):
+        def export(self, spans):
+            if any(s.name == "poison" for s in spans):
+                return SpanExportResult.FAILURE
+            return super().export(spans)
+
+    exporter = RefusesPoison()
+    processor = LosslessSpanProcessor(
+        exporter, schedule_delay=0.01, max_retry=0.5, spool=lambda spans: spooled.extend(s.name for s in spans) or "mem"
+    )
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    tracer.start_span("poison").end()
+    time.sleep(0.1)
+    tracer.start_span("after").end()
+    deadline = time.monotonic() + 20
+    while "after" not in exporter.names and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "after" in exporter.names
+    assert "poison" in spooled and processor.stats.dropped == 0
+    provider.shutdown()
