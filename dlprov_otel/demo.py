@@ -87,7 +87,7 @@ def _model(input_shape: tuple[int, ...], classes: int) -> Any:
         name="mnist_mlp",
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
+        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE, name="adam"),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
