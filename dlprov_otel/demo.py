@@ -135,7 +135,7 @@ def _run_dfanalyzer(epochs: int, data: str | None, out: Path, exec_tag: str) -> 
     import keras
     import numpy as np
 
-    from . import DataSet, Dataflow, Element, Task
+    from . import Dataflow, DataSet, Element, Task
 
     df = Dataflow(DATAFLOW, predefined=True)
     df.save()

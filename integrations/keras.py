@@ -40,7 +40,8 @@ learning-rate change       an ``adaptation`` task depending on the training task
 
 A fit that raises ends its task FAILED with the error, and the exception reaches the caller
 unchanged. Failures of the provenance itself are logged once and never stop the training.
-Per epoch the cost is a learning-rate read and one span handed to the background exporter.
+Per epoch the cost is a learning-rate read per callback and one span handed to the background
+exporter.
 ``uninstrument()`` puts the original Keras functions back.
 
 ``DLProvCallback`` records a training without the instrumentor: add it last to
@@ -153,7 +154,9 @@ def _hyperparameters(model: Any, learning_rate: float | None, epochs: Any, batch
     }
     schedule = _schedule_name(model)
     if schedule:
-        row["learning_rate_schedule"] = _try(lambda: _json(keras.optimizers.schedules.serialize(model.optimizer._learning_rate)))
+        row["learning_rate_schedule"] = _try(
+            lambda: _json(keras.optimizers.schedules.serialize(model.optimizer._learning_rate))
+        )
     return row
 
 
@@ -222,7 +225,9 @@ class _TrainRun:
         _running[model] = self
 
     @classmethod
-    def standalone(cls, model: Any, params: Mapping[str, Any], dataflow: str | None, execution: str | None) -> _TrainRun:
+    def standalone(
+        cls, model: Any, params: Mapping[str, Any], dataflow: str | None, execution: str | None
+    ) -> _TrainRun:
         """A run started by a hand-added :class:`DLProvCallback` (no instrumentor)."""
         df, exec_tag = lineage.context(dataflow, execution)
         last = lineage.last_data_task(exec_tag)
@@ -343,11 +348,15 @@ class _EvalRun:
             last = lineage.last_data_task(exec_tag)
             deps = [last] if last else []
         self.task = lineage.new_task(df, exec_tag, "testmodel", deps)
-        self.task.begin()
-        inputs = [dict(r, subset="test") for r in rows if not lineage.was_output(exec_tag, "otestset", r)]
-        lineage.emit(self.task, "otestset", inputs, "testset")
         self.logs: dict[str, Any] | None = None
         self.ended = False
+        self.task.begin()
+        try:
+            inputs = [dict(r, subset="test") for r in rows if not lineage.was_output(exec_tag, "otestset", r)]
+            lineage.emit(self.task, "otestset", inputs, "testset")
+        except BaseException:
+            self.task.end()
+            raise
 
     def finish(self, error: BaseException | None, result: Any = None) -> None:
         if self.ended:
@@ -405,7 +414,9 @@ def _callback_classes() -> dict[str, type]:
         def on_train_begin(self, logs: Any = None) -> None:
             self._training = True
             if self._run is None:
-                self._run = guarded("fit begin", _TrainRun.standalone, self.model, self.params, self.dataflow, self.execution)
+                self._run = guarded(
+                    "fit begin", _TrainRun.standalone, self.model, self.params, self.dataflow, self.execution
+                )
                 self._owned = self._checks_rate = self._run is not None
             if self._run is not None:
                 guarded("itrainmodel", self._run.record_inputs)
@@ -489,7 +500,7 @@ def _replace_argument(fn: Any, args: tuple, kwargs: dict, name: str, value: Any)
     params = list(inspect.signature(fn).parameters)
     index = params.index(name) if name in params else -1
     if 0 <= index < len(args):
-        return args[:index] + (value,) + args[index + 1 :], kwargs
+        return (*args[:index], value, *args[index + 1 :]), kwargs
     return args, {**kwargs, name: value}
 
 
@@ -501,15 +512,15 @@ def _user_callbacks(value: Any) -> list[Any]:
     return [value]
 
 
-def _split_task(exec_tag: str, df: Any, x: Any, y: Any, ratio: float) -> tuple[Task, list[dict[str, Any]]] | None:
+def _split_task(exec_tag: str, df: Any, x: Any, y: Any, ratio: float) -> Task | None:
     """The ``splitdata`` task of ``validation_split``; None when Keras cannot split the data."""
-    leaves = lineage.describe_leaves((x, y), "data")
-    if not leaves or not all(hasattr(a, "shape") and len(a.shape) > 0 for _, a in leaves):
+    leaves = lineage.leaves((x, y))
+    if not leaves or not all(lineage.is_array(a) and len(a.shape) > 0 for _, a in leaves):
         return None
     import math
 
     n = int(leaves[0][1].shape[0])
-    split_at = int(math.floor(n * (1.0 - ratio)))  # keras' train_validation_split
+    split_at = math.floor(n * (1.0 - ratio))  # keras' train_validation_split
     if split_at in (0, n):
         return None
     whole, train, val = [], [], []
@@ -523,7 +534,14 @@ def _split_task(exec_tag: str, df: Any, x: Any, y: Any, ratio: float) -> tuple[T
     task.add_dataset(
         DataSet(
             "isplitconfig",
-            [{"ratio": ratio, "method": "keras validation_split", "train_samples": split_at, "validation_samples": n - split_at}],
+            [
+                {
+                    "ratio": ratio,
+                    "method": "keras validation_split",
+                    "train_samples": split_at,
+                    "validation_samples": n - split_at,
+                }
+            ],
         )
     )
     task.begin()
@@ -533,7 +551,7 @@ def _split_task(exec_tag: str, df: Any, x: Any, y: Any, ratio: float) -> tuple[T
     finally:
         task.end()
     lineage.mark_data_task(task)
-    return task, train
+    return task
 
 
 def _prepare_fit(wrapped: Any, model: Any, args: tuple, kwargs: dict) -> tuple[_TrainRun, tuple, dict] | None:
@@ -548,7 +566,7 @@ def _prepare_fit(wrapped: Any, model: Any, args: tuple, kwargs: dict) -> tuple[_
     validation = a.get("validation_data")
     split = _split_task(exec_tag, df, x, y, ratio) if ratio and validation is None else None
     if split is not None:
-        deps: list[Task] = [split[0]]
+        deps: list[Task] = [split]
         inputs: list[dict[str, Any]] = []
     else:
         rows = [dict(r, subset="train") for r in describe(x, "x") + describe(y, "y")]
@@ -582,7 +600,9 @@ def _prepare_fit(wrapped: Any, model: Any, args: tuple, kwargs: dict) -> tuple[_
             user = [c for c in user_value.callbacks if not isinstance(c, classes["DLProvCallback"])]
         else:
             user = [c for c in _user_callbacks(user_value) if not isinstance(c, classes["DLProvCallback"])]
-        run = _TrainRun(model, task, epochs=a.get("epochs", 1), batch_size=batch_size, fit_info=fit_info, callbacks=user)
+        run = _TrainRun(
+            model, task, epochs=a.get("epochs", 1), batch_size=batch_size, fit_info=fit_info, callbacks=user
+        )
         main = classes["DLProvCallback"]()
         if isinstance(user_value, CallbackList):
             # a ready-made list: record at its end, without probes between the callbacks

@@ -146,7 +146,8 @@ def _is_tf_dataset(obj: Any) -> bool:
     return hasattr(obj, "element_spec") and type(obj).__module__.startswith("tensorflow")
 
 
-def _is_array(obj: Any) -> bool:
+def is_array(obj: Any) -> bool:
+    """An array or tensor (has shape and dtype), not a ``tf.data`` pipeline."""
     return hasattr(obj, "shape") and hasattr(obj, "dtype") and not _is_tf_dataset(obj)
 
 
@@ -207,47 +208,64 @@ def _describe_tf_dataset(name: str, ds: Any) -> dict[str, Any]:
     }
 
 
-def describe(obj: Any, name: str = "data") -> list[dict[str, Any]]:
-    """Rows describing ``obj`` (an array, a tensor, a ``tf.data`` pipeline, or a tuple, list
-    or dict of them): data_name, kind, shape, dtype, samples, sha256."""
-    rows: list[dict[str, Any]] = []
+def leaves(obj: Any, name: str = "data") -> list[tuple[str, Any]]:
+    """(name, piece) for each array, ``tf.data`` pipeline or other data object in a
+    structure of tuples, lists and dicts (a list of plain numbers is one array)."""
+    out: list[tuple[str, Any]] = []
 
     def walk(o: Any, n: str) -> None:
-        if o is None or len(rows) >= _MAX_ITEMS:
+        if o is None or len(out) >= _MAX_ITEMS:
             return
-        if _is_tf_dataset(o):
-            rows.append(_describe_tf_dataset(n, o))
-        elif _is_array(o):
-            rows.append(_describe_array(n, o))
+        if _is_tf_dataset(o) or is_array(o):
+            out.append((n, o))
         elif isinstance(o, Mapping):
             for k, v in o.items():
                 walk(v, f"{n}.{k}")
-        elif isinstance(o, list | tuple) and o and all(
-            x is None or _is_array(x) or _is_tf_dataset(x) or isinstance(x, list | tuple | Mapping) for x in o
-        ):
-            for i, v in enumerate(o):
-                walk(v, f"{n}[{i}]")
-        elif isinstance(o, list | tuple):  # a plain list of numbers is one array
-            import numpy as np
+        elif isinstance(o, list | tuple) and o:
+            if all(x is None or is_array(x) or _is_tf_dataset(x) or isinstance(x, list | tuple | Mapping) for x in o):
+                for i, v in enumerate(o):
+                    walk(v, f"{n}[{i}]")
+            else:
+                import numpy as np
 
-            walk(np.asarray(o), n)
-        else:  # a generator, a PyDataset, a DataLoader: name and length only
-            length = None
-            try:
-                length = len(o)
-            except Exception:
-                pass
-            rows.append(
-                {"data_name": n, "kind": type(o).__module__.split(".")[0] + "." + type(o).__name__,
-                 "shape": None, "dtype": None, "samples": length, "sha256": None}
-            )
+                out.append((n, np.asarray(o)))
+        else:  # a generator, a PyDataset, a DataLoader
+            out.append((n, o))
 
     walk(obj, name)
+    return out
+
+
+def _describe_other(name: str, obj: Any) -> dict[str, Any]:
+    # a generator, a PyDataset, a DataLoader: its type and length, never its contents
+    length = None
+    try:
+        length = len(obj)
+    except Exception:
+        pass
+    kind = type(obj).__module__.split(".")[0] + "." + type(obj).__name__
+    return {"data_name": name, "kind": kind, "shape": None, "dtype": None, "samples": length, "sha256": None}
+
+
+def describe(obj: Any, name: str = "data") -> list[dict[str, Any]]:
+    """Rows describing ``obj`` (an array, a tensor, a ``tf.data`` pipeline, or a tuple, list
+    or dict of them): data_name, kind, shape, dtype, samples, sha256."""
+    rows = []
+    for n, piece in leaves(obj, name):
+        if _is_tf_dataset(piece):
+            rows.append(_describe_tf_dataset(n, piece))
+        elif is_array(piece):
+            rows.append(_describe_array(n, piece))
+        else:
+            rows.append(_describe_other(n, piece))
     return rows
 
 
-def describe_split(obj: Any, name: str, split_at: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows for the whole of ``obj`` and for its parts ``[:split_at]`` and ``[split_at:]``.
+def describe_split(
+    obj: Any, name: str, split_at: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows for the arrays of ``obj`` whole and for their parts ``[:split_at]`` and
+    ``[split_at:]``.
 
     Hashes every byte once: sha256 is sequential, so the digest of the first part continues
     into the digest of the whole.
@@ -257,8 +275,7 @@ def describe_split(obj: Any, name: str, split_at: int) -> tuple[list[dict[str, A
     whole: list[dict[str, Any]] = []
     first: list[dict[str, Any]] = []
     second: list[dict[str, Any]] = []
-    for row in describe_leaves(obj, name):
-        n, arr = row
+    for n, arr in leaves(obj, name):
         a = np.ascontiguousarray(_as_numpy(arr))
         head, tail = a[:split_at], a[split_at:]
         if a.dtype.hasobject:
@@ -273,31 +290,6 @@ def describe_split(obj: Any, name: str, split_at: int) -> tuple[list[dict[str, A
         first.append(_describe_array(n, arr, d_head, shape=head.shape))
         second.append(_describe_array(n, arr, d_tail, shape=tail.shape))
     return whole, first, second
-
-
-def describe_leaves(obj: Any, name: str) -> list[tuple[str, Any]]:
-    """(name, array) for each array in a structure (tuples, lists, dicts)."""
-    out: list[tuple[str, Any]] = []
-
-    def walk(o: Any, n: str) -> None:
-        if o is None:
-            return
-        if isinstance(o, Mapping):
-            for k, v in o.items():
-                walk(v, f"{n}.{k}")
-        elif isinstance(o, list | tuple) and o and not _is_array(o):
-            if all(x is None or _is_array(x) or isinstance(x, list | tuple | Mapping) for x in o):
-                for i, v in enumerate(o):
-                    walk(v, f"{n}[{i}]")
-            else:
-                import numpy as np
-
-                out.append((n, np.asarray(o)))
-        else:
-            out.append((n, o))
-
-    walk(obj, name)
-    return out
 
 
 def ref(row: Mapping[str, Any]) -> str:
@@ -321,7 +313,7 @@ def file_digest(path: str | os.PathLike[str]) -> tuple[int, str]:
         if p.is_dir():
             h.update(str(f.relative_to(p)).encode() + b"\0")
         with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):  # noqa: B023 - fh is this loop's file
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
                 size += len(chunk)
     return size, h.hexdigest()
@@ -478,7 +470,9 @@ class DataStep:
         if self.task is not None:
             self._output(self._output_set(), data, named)
 
-    def _output(self, set_tag: str, data: Any, named: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> None:
+    def _output(
+        self, set_tag: str, data: Any, named: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+    ) -> None:
         if self.task is None:
             return
 
@@ -511,8 +505,9 @@ class DataStep:
                 try:
                     bound = signature.bind(*args, **kwargs)
                     arrays = {
-                        k: v for k, v in bound.arguments.items()
-                        if _is_array(v) or _is_tf_dataset(v) or (isinstance(v, list | tuple) and v and _is_array(v[0]))
+                        k: v
+                        for k, v in bound.arguments.items()
+                        if is_array(v) or _is_tf_dataset(v) or (isinstance(v, list | tuple) and v and is_array(v[0]))
                     }
                     step.inputs = arrays or None
                 except TypeError:
@@ -528,7 +523,9 @@ class DataStep:
 class LoadData(DataStep):
     """A ``loaddata`` task: ``iinputdataset`` (name, source) -> ``oloaddata`` (the data)."""
 
-    def __init__(self, name: str, source: str | None = None, dataset_dir: str | os.PathLike[str] | None = None, **kw: Any) -> None:
+    def __init__(
+        self, name: str, source: str | None = None, dataset_dir: str | os.PathLike[str] | None = None, **kw: Any
+    ) -> None:
         super().__init__("loaddata", **kw)
         self.name = name
         self.source = source
@@ -540,7 +537,9 @@ class LoadData(DataStep):
     def _config_rows(self) -> list[dict[str, Any]]:
         return [{"dataset_name": self.name, "dataset_source": self.source or self.name}]
 
-    def _output(self, set_tag: str, data: Any, named: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> None:
+    def _output(
+        self, set_tag: str, data: Any, named: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+    ) -> None:
         extra = dict(extra or {})
         if self.dataset_dir:
             extra["path"] = self.dataset_dir
@@ -592,20 +591,35 @@ class SplitData(DataStep):
             self.train(x=result[0], y=result[2])
             self.test(x=result[1], y=result[3])
         else:
-            log_once("splitdata result", TypeError(
-                "a function decorated with split_data must return (train, test) or "
-                f"(x_train, x_test, y_train, y_test), not {type(result).__name__}"
-            ))
+            log_once(
+                "splitdata result",
+                TypeError(
+                    "a function decorated with split_data must return (train, test) or "
+                    f"(x_train, x_test, y_train, y_test), not {type(result).__name__}"
+                ),
+            )
 
 
-def load_data(name: str, source: str | None = None, dataset_dir: str | os.PathLike[str] | None = None, *,
-              dataflow: str | None = None, execution: str | None = None) -> LoadData:
+def load_data(
+    name: str,
+    source: str | None = None,
+    dataset_dir: str | os.PathLike[str] | None = None,
+    *,
+    dataflow: str | None = None,
+    execution: str | None = None,
+) -> LoadData:
     """Mark a data-loading step (decorator or context manager): a ``loaddata`` task."""
     return LoadData(name, source, dataset_dir, dataflow=dataflow, execution=execution)
 
 
-def split_data(ratio: float, *, inputs: Any = None, method: str | None = None,
-               dataflow: str | None = None, execution: str | None = None) -> SplitData:
+def split_data(
+    ratio: float,
+    *,
+    inputs: Any = None,
+    method: str | None = None,
+    dataflow: str | None = None,
+    execution: str | None = None,
+) -> SplitData:
     """Mark a train/test split (decorator or context manager): a ``splitdata`` task."""
     return SplitData(ratio, method=method, inputs=inputs, dataflow=dataflow, execution=execution)
 
@@ -627,8 +641,11 @@ __all__ = [
     "SplitData",
     "context",
     "describe",
+    "describe_split",
     "ensure_transformation",
     "file_digest",
+    "is_array",
+    "leaves",
     "load_data",
     "set_defaults",
     "split_data",

@@ -702,7 +702,9 @@ class Recorder:
         now = _lrs(opt)
         before = self._lrs.get(id(opt))
         if before is not None and before != now:
-            self.on_lr_change(opt, before, now, "param_groups")
+            # seen at the first step of a pass: made after the epoch that ended
+            self.on_lr_change(opt, before, now, "param_groups", epoch=max(self.epoch - 1, 0))
+            self._flush_adaptations()
         self._lrs[id(opt)] = now
 
     def _flush_adaptations(self) -> None:

@@ -54,7 +54,21 @@ def record_seed_flow(
     again with the same store adds another execution.
     """
     _ensure_pipeline(store_path)
-    os.environ["DLPROV_SCIENTIST"] = scientist
+    saved = os.environ.get("DLPROV_SCIENTIST")
+    os.environ["DLPROV_SCIENTIST"] = scientist  # read when the execution starts
+    try:
+        tag = _record(dataflow, epochs, exec_tag)
+    finally:
+        if saved is None:
+            os.environ.pop("DLPROV_SCIENTIST", None)
+        else:
+            os.environ["DLPROV_SCIENTIST"] = saved
+    if not dlprov_otel.flush():
+        raise RuntimeError("provenance was not flushed to the store")
+    return tag
+
+
+def _record(dataflow: str, epochs: int, exec_tag: str | None) -> str:
     tag = exec_tag or f"{dataflow}-{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S.%f}"
     df = Dataflow(dataflow, predefined=True)
     df.save()
@@ -98,6 +112,4 @@ def record_seed_flow(
         t4.begin()
         t4.add_dataset(DataSet("otestmodel", [Element([TEST_LOSS, TEST_ACCURACY])]))
         t4.end()
-    if not dlprov_otel.flush():
-        raise RuntimeError("provenance was not flushed to the store")
     return tag

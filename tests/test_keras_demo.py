@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -25,12 +24,6 @@ BIN = Path(sys.executable).parent
 
 def _query(store: Any, sql: str, *params: Any) -> list[dict[str, Any]]:
     return store.query(sql, list(params)).as_dicts()
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLPROV_", "OTEL_"))}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", TF_CPP_MIN_LOG_LEVEL="2", **extra)
-    return env
 
 
 PLAIN_SCRIPT = """
@@ -55,14 +48,18 @@ PLAIN_SCRIPT = """
 """
 
 
-def test_opentelemetry_instrument_records_an_unmodified_script(tmp_path: Path) -> None:
+def test_opentelemetry_instrument_records_an_unmodified_script(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(PLAIN_SCRIPT))
     assert "dlprov" not in script.read_text()
     report, model_file, store_dir = tmp_path / "report.json", tmp_path / "model.keras", tmp_path / "store"
     proc = subprocess.run(
         [str(BIN / "opentelemetry-instrument"), "python", str(script), str(report), str(model_file)],
-        env=_clean_env(DLPROV_STORE=str(store_dir)),
+        env={
+            **{k: v for k, v in subprocess_env.items() if not k.startswith(("DLPROV_DATAFLOW", "OTEL_"))},
+            "DLPROV_STORE": str(store_dir),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        },
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -79,7 +76,12 @@ def test_opentelemetry_instrument_records_an_unmodified_script(tmp_path: Path) -
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert [r[key] for r in epochs] == reported["history"][key]
         (hp,) = _query(store, 'SELECT * FROM "keras"."itrainmodel"')
-        assert (hp["optimizer_name"], hp["num_epochs"], hp["batch_size"], hp["validation_split"]) == ("adam", 2, 64, 0.2)
+        assert (hp["optimizer_name"], hp["num_epochs"], hp["batch_size"], hp["validation_split"]) == (
+            "adam",
+            2,
+            64,
+            0.2,
+        )
         (tested,) = _query(store, 'SELECT * FROM "keras"."otestmodel"')
         assert (tested["loss"], tested["accuracy"]) == (reported["test"]["loss"], reported["test"]["accuracy"])
         (saved,) = _query(store, 'SELECT * FROM "keras"."otrainedmodel"')
@@ -89,6 +91,17 @@ def test_opentelemetry_instrument_records_an_unmodified_script(tmp_path: Path) -
         assert [d["tag"] for d in _query(store, "SELECT tag FROM dataflow")] == ["keras"]
     finally:
         store.close()
+
+
+def test_importing_the_integration_does_not_import_keras(subprocess_env: dict[str, str]) -> None:
+    code = (
+        "import sys, dlprov_otel, dlprov_otel.distro, dlprov_otel.integrations.keras as k\n"
+        "k.KerasInstrumentor().instrument(dataflow='lazy')\n"
+        "assert not {'keras', 'tensorflow'} & set(sys.modules), sorted(m for m in sys.modules if 'keras' in m)\n"
+        "k.KerasInstrumentor().uninstrument()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_configurator_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,7 +160,10 @@ def test_demo_auto_records_what_keras_reported(tmp_path: Path, capsys: pytest.Ca
     try:
         (hp,) = _query(store, 'SELECT * FROM "mnist"."itrainmodel" WHERE execution_tag = ?', tag)
         assert (hp["optimizer_name"], hp["batch_size"]) == ("adam", 32)
-        order = [t["dt_tag"] for t in _query(store, "SELECT dt_tag FROM task WHERE execution_tag = ? ORDER BY start_time", tag)]
+        order = [
+            t["dt_tag"]
+            for t in _query(store, "SELECT dt_tag FROM task WHERE execution_tag = ? ORDER BY start_time", tag)
+        ]
         assert order == ["loaddata", "splitdata", "splitdata", "trainmodel", "testmodel"]
         (saved,) = _query(store, 'SELECT * FROM "mnist"."otrainedmodel" WHERE execution_tag = ?', tag)
         assert saved["sha256"] == hashlib.sha256((out / "trained_model.keras").read_bytes()).hexdigest()
@@ -165,7 +181,9 @@ def test_demo_dfanalyzer_api_on_an_npz_file(tmp_path: Path) -> None:
     digits = load_digits()
     images = (digits.images * 15).astype("uint8")  # pixels 0..240, as MNIST ships them
     data = tmp_path / "digits.npz"
-    np.savez(data, x_train=images[:1400], y_train=digits.target[:1400], x_test=images[1400:], y_test=digits.target[1400:])
+    np.savez(
+        data, x_train=images[:1400], y_train=digits.target[:1400], x_test=images[1400:], y_test=digits.target[1400:]
+    )
     out = tmp_path / "out"
     assert run_demo(epochs=2, store=tmp_path / "store", out=out, data=str(data), api="dfanalyzer") == 0
     store, _, tag = _check_demo(tmp_path / "store", out, "dfanalyzer")

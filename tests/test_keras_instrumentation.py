@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-import dlprov_otel
 from dlprov_otel.integrations import lineage
 from dlprov_otel.integrations.keras import KerasInstrumentor, load_data, split_data, transform
+
+import dlprov_otel
 
 pytestmark = pytest.mark.keras
 
@@ -33,14 +33,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Any]:
-    telemetry = dlprov_otel.configure(store=tmp_path / "store")
-    yield telemetry.store
-    dlprov_otel.shutdown()
-
-
-@pytest.fixture
-def run(store: Any) -> Iterator[str]:
+def run(dlprov: Any) -> Iterator[str]:
     """Instrumented; yields the execution tag every task of the test goes to."""
     tag = f"kt-{uuid.uuid4().hex[:8]}"
     inst = KerasInstrumentor()
@@ -146,6 +139,36 @@ def test_learning_rate_scheduler_is_an_adaptation(run: str, digits: Any) -> None
     assert [(i["adaptation_id"], i["epoch"]) for i in inputs] == [(a["adaptation_id"], a["epoch"]) for a in adaptations]
 
 
+def test_schedule_objects_and_a_users_change_are_adaptations(run: str, digits: Any) -> None:
+    x, y = digits
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.01, decay_steps=5, decay_rate=0.5)
+    model = make_model()
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=256, verbose=0)  # 8 steps per epoch
+
+    def rate(step: int) -> float:
+        return float(keras.ops.convert_to_numpy(schedule(step)))
+
+    adaptations = set_rows("oadaptation", run, "epoch")
+    assert [(a["epoch"], a["trigger"]) for a in adaptations] == [(1, "ExponentialDecay"), (2, "ExponentialDecay")]
+    assert [a["old_learning_rate"] for a in adaptations] == pytest.approx([rate(0), rate(8)], rel=1e-6)
+    assert [a["new_learning_rate"] for a in adaptations] == pytest.approx([rate(8), rate(16)], rel=1e-6)
+    (hp,) = set_rows("itrainmodel", run)
+    assert json.loads(hp["learning_rate_schedule"])["class_name"] == "ExponentialDecay"
+
+    class Bump(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            if epoch == 1:
+                self.model.optimizer.learning_rate = 0.05
+
+    model = make_model(0.01)
+    model.fit(x, y, epochs=2, batch_size=256, verbose=0, callbacks=[Bump()])
+    bumped = set_rows("oadaptation", run, "emitted_at")[2:]
+    assert [(a["epoch"], a["trigger"], a["old_learning_rate"], a["new_learning_rate"]) for a in bumped] == [
+        (1, "Bump", float(np.float32(0.01)), float(np.float32(0.05)))
+    ]
+
+
 def test_reduce_lr_on_plateau_and_early_stopping(run: str, digits: Any) -> None:
     x, y = digits
     model = make_model(0.01)
@@ -229,7 +252,7 @@ def test_failed_fit_is_failed_and_the_error_propagates(run: str, digits: Any) ->
     assert [t["status"] for t in tasks(run, "trainmodel")] == ["FAILED", "FINISHED"]
 
 
-def test_uninstrument_restores_keras(store: Any, digits: Any) -> None:
+def test_uninstrument_restores_keras(dlprov: Any, digits: Any) -> None:
     from keras.src.models.model import Model
 
     def owner(name: str) -> type:
@@ -372,7 +395,7 @@ def test_data_steps_tf_data_and_lineage(run: str, digits: Any, tmp_path: Path) -
     assert [r for r in set_rows("otestset", run) if r["consumer_task_id"] is not None] == []  # not re-emitted
 
 
-def test_hand_added_callback_without_instrumentor(store: Any, digits: Any) -> None:
+def test_hand_added_callback_without_instrumentor(dlprov: Any, digits: Any) -> None:
     from dlprov_otel.integrations.keras import DLProvCallback
 
     x, y = digits
