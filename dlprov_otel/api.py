@@ -153,7 +153,7 @@ class Task:
         self.dependencies: list[Task | tuple[str, str]] = []
         for dep in _as_list(dependency):
             self.add_dependency(dep)
-        self._pending: list[DataSet] = []
+        self._pending: list[tuple[str, dict[str, Any]]] = []
         self._span = None
         self._ctx = None
         self._common: dict[str, Any] = {}
@@ -177,15 +177,16 @@ class Task:
         if self.status in (semconv.FINISHED, semconv.FAILED):
             raise DLProvError(f"task {self.id!r} ({self.transformation.tag}) has ended; start a new task")
         set_def = self.dataflow.set(dataset.tag)
-        if self.transformation.role_of(set_def.tag) is None:
+        role = self.transformation.role_of(set_def.tag)
+        if role is None:
             raise SpecError(
                 f"set {set_def.tag!r} is neither an input nor an output of transformation "
                 f"{self.transformation.tag!r} (inputs: {[s.tag for s in self.transformation.inputs]}, "
                 f"outputs: {[s.tag for s in self.transformation.outputs]})"
             )
-        # validate now, so a wrong element fails where it is written
-        dataset_attributes(set_def, SetType.INPUT, dataset.elements)
-        self._pending.append(dataset)
+        # validated and converted now, so a wrong element fails where it is written and the
+        # values are those of this moment
+        self._pending.append((set_def.tag, dataset_attributes(set_def, role, dataset.elements)))
 
     def set_datasets(self, datasets: Iterable[DataSet]) -> None:
         for d in datasets:
@@ -244,12 +245,9 @@ class Task:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        for ds in pending:
-            set_def = self.dataflow.set(ds.tag)
-            role = self.transformation.role_of(set_def.tag) or SetType.OUTPUT
-            attrs = dataset_attributes(set_def, role, ds.elements)
+        for set_tag, attrs in pending:
             attrs.update(self._common)
-            tracing.emit_dataset_span(self._ctx, set_def.tag, attrs)
+            tracing.emit_dataset_span(self._ctx, set_tag, attrs)
 
     # -- context manager --------------------------------------------------------------------
     def __enter__(self) -> Task:

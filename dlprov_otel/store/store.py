@@ -14,7 +14,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import semconv
@@ -444,65 +444,73 @@ class Store:
 
     # datasets -------------------------------------------------------------------------------
     def _ingest_datasets(self, records: list[SpanRecord]) -> None:
-        # Columnar from the start: one list per column and relation, filled span by span.
-        tables: dict[tuple[str, str], _Columns] = {}
+        # Rows are gathered as tuples per (relation, attribute list) and transposed into columns
+        # at the end: per span this is a handful of lookups and one tuple (the hot path).
+        groups: dict[tuple[str, str, tuple[str, ...]], _Group] = {}
         for r in records:
-            a = r.attributes
+            get = r.attributes.get
+            raw_names = tuple(get(semconv.DATASET_ATTRIBUTES, ()))
+            shape = _shape(raw_names, tuple(get(semconv.DATASET_TYPES, ())), r.span_id)
             key = (
-                _tag(a.get(semconv.DATAFLOW_TAG, ""), "dataflow tag"),
-                _tag(a.get(semconv.DATASET_TAG, ""), "set tag"),
+                _tag(get(semconv.DATAFLOW_TAG, ""), "dataflow tag"),
+                _tag(get(semconv.DATASET_TAG, ""), "set tag"),
+                shape.names,
             )
-            names = [_tag(n, "attribute name") for n in a.get(semconv.DATASET_ATTRIBUTES, ())]
-            types = [_ATTR_TYPES.get(t) for t in a.get(semconv.DATASET_TYPES, ())]
-            if len(types) != len(names) or None in types:
-                raise SpecError(f"dataset span {r.span_id}: attribute names {names} do not match types {types}")
-            n = int(a.get(semconv.DATASET_ELEMENTS, 0))
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(shape)
+            n = int(get(semconv.DATASET_ELEMENTS, 0))
             if n <= 0:
                 continue
-            cols = tables.get(key)
-            if cols is None:
-                cols = tables[key] = _Columns()
-            task_id = a.get(semconv.TASK_ID)
+            task_id = get(semconv.TASK_ID)
             task_id = None if task_id is None else str(task_id)
-            role = a.get(semconv.DATASET_ROLE)
-            fixed = {
-                "task_id": task_id,
-                "producer_task_id": task_id if role == "OUTPUT" else None,
-                "consumer_task_id": task_id if role == "INPUT" else None,
-                "execution_tag": a.get(semconv.EXECUTION_TAG),
-                "rank": a.get(semconv.RANK),
-                "emitted_at": r.end_ns,
-                "trace_id": r.trace_id,
-                "span_id": r.span_id,
-            }
-            for c, v in fixed.items():
-                cols.extend(c, [v] * n)
-            cols.extend("element_id", [f"{r.span_id}-{i}" for i in range(n)])
-            cols.extend("idx", list(range(n)))
-            for name, t in zip(names, types, strict=True):
-                cols.attrs.setdefault(name, t)
-                values = a.get(semconv.DATA_PREFIX + name)
-                if not isinstance(values, list | tuple):
-                    values = [values]
-                if len(values) != n:
-                    values = (list(values) + [None] * n)[:n]
-                cols.extend(name, values)
-            cols.rows += n
-        for (dataflow, set_tag), cols in tables.items():
-            table_cols = self.ensure_set_table(dataflow, set_tag, [(n, t, True) for n, t in cols.attrs.items()])
-            data: dict[str, list[Any]] = {}
+            role = get(semconv.DATASET_ROLE)
+            base = (
+                task_id,
+                task_id if role == "OUTPUT" else None,
+                task_id if role == "INPUT" else None,
+                get(semconv.EXECUTION_TAG),
+                get(semconv.RANK),
+                r.end_ns,
+                r.trace_id,
+                r.span_id,
+            )
+            values = [get(k) for k in shape.keys]
+            values = [v if isinstance(v, list | tuple) else (v,) for v in values]
+            if n == 1:
+                group.rows.append((*base, r.span_id + "-0", 0, *[v[0] if v else None for v in values]))
+            else:
+                for i in range(n):
+                    group.rows.append((*base, f"{r.span_id}-{i}", i, *[v[i] if i < len(v) else None for v in values]))
+        tables: dict[tuple[str, str], list[_Group]] = {}
+        for (dataflow, set_tag, _), group in groups.items():
+            tables.setdefault((dataflow, set_tag), []).append(group)
+        for (dataflow, set_tag), parts in tables.items():
+            attrs: dict[str, AttributeType] = {}
+            for g in parts:
+                for name, t in zip(g.shape.names, g.shape.types, strict=True):
+                    attrs.setdefault(name, t)
+            table_cols = self.ensure_set_table(dataflow, set_tag, [(n, t, True) for n, t in attrs.items()])
+            total = sum(len(g.rows) for g in parts)
+            if not total:
+                continue
+            data: dict[str, list[Any]] = {c: [] for c, _ in table_cols}
+            for g in parts:
+                columns = dict(zip(_DATASET_COLUMNS + g.shape.names, zip(*g.rows, strict=True), strict=True))
+                for c in data:
+                    col = columns.get(c)
+                    data[c].extend(col if col is not None else [None] * len(g.rows))
             for c, t in table_cols:
-                values = cols.column(c)
+                values = data[c]
                 if t in ("double", "real", "float") and not all(v is None or type(v) is float for v in values):
-                    values = [_as_float(v, set_tag, c) for v in values]
+                    data[c] = [_as_float(v, set_tag, c) for v in values]
                 elif (
                     t not in NUMERIC_TYPES
                     and t not in ("timestamp", "boolean")
                     and not all(v is None or type(v) is str for v in values)
                 ):
-                    values = [None if v is None else str(v) for v in values]
-                data[c] = values
-            self.backend.append(dataflow, set_tag, table_cols, data, cols.rows)
+                    data[c] = [None if v is None else str(v) for v in values]
+            self.backend.append(dataflow, set_tag, table_cols, data, total)
 
     def _append(self, schema: str, table: str, data: dict[str, list[Any]], n: int) -> None:
         cols = self.table_columns(schema, table)
@@ -580,31 +588,53 @@ class Store:
         release(self)
 
 
-class _Columns:
-    """Columns of one set relation being filled, padded with NULLs where a span lacks one."""
+_DATASET_COLUMNS = (
+    "task_id",
+    "producer_task_id",
+    "consumer_task_id",
+    "execution_tag",
+    "rank",
+    "emitted_at",
+    "trace_id",
+    "span_id",
+    "element_id",
+    "idx",
+)
 
-    __slots__ = ("attrs", "data", "rows")
 
-    def __init__(self) -> None:
-        self.rows = 0
-        self.data: dict[str, list[Any]] = {}
-        self.attrs: dict[str, AttributeType] = {}
+@dataclass(frozen=True)
+class _Shape:
+    """The attribute list of a dataset emission, normalized once per distinct list."""
 
-    def extend(self, name: str, values: Sequence[Any]) -> None:
-        col = self.data.get(name)
-        if col is None:
-            col = self.data[name] = [None] * self.rows
-        elif len(col) < self.rows:
-            col.extend([None] * (self.rows - len(col)))
-        col.extend(values)
+    names: tuple[str, ...]
+    types: tuple[AttributeType, ...]
+    keys: tuple[str, ...]  # span attribute keys of the values
 
-    def column(self, name: str) -> list[Any]:
-        col = self.data.get(name)
-        if col is None:
-            return [None] * self.rows
-        if len(col) < self.rows:
-            col.extend([None] * (self.rows - len(col)))
-        return col
+
+@dataclass
+class _Group:
+    shape: _Shape
+    rows: list[tuple] = field(default_factory=list)
+
+
+_shapes: dict[tuple[tuple[str, ...], tuple[str, ...]], _Shape] = {}
+
+
+def _shape(raw_names: tuple[str, ...], raw_types: tuple[str, ...], span_id: str) -> _Shape:
+    shape = _shapes.get((raw_names, raw_types))
+    if shape is None:
+        names = tuple(_tag(n, "attribute name") for n in raw_names)
+        types = tuple(_ATTR_TYPES.get(t) for t in raw_types)
+        if len(types) != len(names) or None in types:
+            raise SpecError(
+                f"dataset span {span_id}: attribute names {list(names)} do not match types {list(raw_types)}"
+            )
+        if len(_shapes) > 10_000:
+            _shapes.clear()
+        shape = _shapes[(raw_names, raw_types)] = _Shape(
+            names, types, tuple(semconv.DATA_PREFIX + n for n in raw_names)
+        )  # type: ignore[arg-type]
+    return shape
 
 
 _ATTR_TYPES = {t.value: t for t in AttributeType}
