@@ -1,12 +1,16 @@
 """Collector benchmark (issue 6): OTLP/HTTP ingest rate of a batch of dataset spans into a
 collector process with an embedded store. Writes bench/results/collector.json.
 
-    python bench/bench_collector.py [--spans 10000] [--repeat 3]
+    python bench/bench_collector.py [--spans 10000] [--repeat 3] [--producers 1,4,8]
+                                    [--producer-spans 16000]
 
 - ``sdk_flush``: the DfAnalyzer API emits N ``otrainmodel`` rows (one span each) with
   ``configure(endpoint=...)``; timed is ``flush()``: encode, POST, decode, store, commit, answer.
 - ``post_protobuf`` / ``post_gzip``: one pre-encoded request of N spans POSTed (server side).
 - ``post_duplicate``: the same request again (every span already stored: the idempotent path).
+- ``producers``: 1, 4 and 8 concurrent senders (separate processes, as separate training
+  jobs are) POSTing pre-encoded requests of 512 spans (the SDK's batch) of one total;
+  spans/s = total / (last answer - first request), every span checked in the store.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import multiprocessing as mp
 import statistics
 import sys
 import tempfile
@@ -25,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import dlprov_otel
 from dlprov_otel import Dataflow, DataSet, Element, Task
+from dlprov_otel.collector import client
 from tests.collector_proc import dataset_request, start_collector
 
 RESULTS = Path(__file__).parent / "results"
@@ -59,13 +65,63 @@ def sdk_flush(url: str, n: int, tmp: Path) -> float:
     return elapsed
 
 
+BATCH = 512  # spans per request: the OpenTelemetry SDK's default export batch
+
+
+def _producer(url: str, n: int, tag: str, ready: mp.Queue, go: mp.Event, out: mp.Queue) -> None:
+    """One sender: encode its requests first (not timed), then POST them one after another."""
+    bodies = [dataset_request(min(BATCH, n - i), tag) for i in range(0, n, BATCH)]
+    ready.put(1)
+    go.wait()
+    t0 = time.monotonic()  # system-wide clock: comparable between processes
+    for body in bodies:
+        post(url, body)
+    out.put((t0, time.monotonic()))
+
+
+def bench_producers(url: str, total: int, producers: int) -> dict[str, float]:
+    """``total`` spans sent by ``producers`` concurrent processes; checks they were all stored."""
+    ctx = mp.get_context("spawn")  # no inherited state (OpenTelemetry, store handles)
+    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    run = uuid.uuid4().hex[:8]
+    tags = [f"prod-{run}-{i}" for i in range(producers)]
+    share = total // producers
+    procs = [ctx.Process(target=_producer, args=(url, share, tag, ready, go, out)) for tag in tags]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=300)
+    go.set()
+    spans = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(30)
+        if p.exitcode != 0:
+            raise RuntimeError(f"producer exited with {p.exitcode}")
+    elapsed = max(e for _, e in spans) - min(s for s, _ in spans)
+    listed = ", ".join(f"'{t}'" for t in tags)
+    stored = client.query(url, f'SELECT COUNT(*) FROM "remote"."metrics" WHERE execution_tag IN ({listed})')[1][0][0]
+    if stored != share * producers:
+        raise RuntimeError(f"{producers} producers: {stored} spans stored of {share * producers}")
+    return {
+        "producers": producers,
+        "spans": share * producers,
+        "seconds": round(elapsed, 3),
+        "spans_per_second": round(share * producers / elapsed),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--producers", default="1,4,8", help="concurrent senders, comma-separated")
+    parser.add_argument("--producer-spans", type=int, default=16_000, help="spans per producer-count run")
     args = parser.parse_args()
     n = args.spans
-    out: dict[str, object] = {"spans": n, "repeat": args.repeat}
+    from bench_core import machine
+
+    out: dict[str, object] = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), "spans": n,
+                              "repeat": args.repeat}  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         col = start_collector(tmp / "collector")
@@ -79,6 +135,9 @@ def main() -> None:
                 times["post_duplicate"].append(post(col.url, body))
                 times["post_gzip"].append(post(col.url, gzip.compress(dataset_request(n, uuid.uuid4().hex)), gz=True))
             out["request_bytes"] = len(body)
+            out["producers"] = [
+                bench_producers(col.url, args.producer_spans, int(p)) for p in args.producers.split(",") if p
+            ]
             for name, values in times.items():
                 best = min(values)
                 out[name] = {

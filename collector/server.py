@@ -359,6 +359,8 @@ class Handler(BaseHTTPRequestHandler):
             self._guarded(lambda: self._json(200, self.collector.executions()))
         elif path in ("/v1/traces", "/v1/sql"):
             self._json(405, {"error": f"{path} takes POST"}, allow="POST")
+        elif path in ("/", "/ui") or path.startswith("/ui/"):
+            self._dashboard()
         else:
             self._json(404, {"error": f"no such endpoint {path}: use /v1/traces, /v1/sql, /v1/executions, /health"})
 
@@ -374,6 +376,15 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(405, {"error": f"{path} takes GET"}, allow="GET")
             else:
                 self._json(404, {"error": f"no such endpoint {path}: use /v1/traces, /v1/sql, /v1/executions, /health"})
+
+    def _dashboard(self) -> None:
+        """``/ui/...``: the web dashboard (package ``dlprov_otel.ui``), when it is installed."""
+        try:
+            from dlprov_otel.ui import handle_get
+        except ImportError:
+            self._json(404, {"error": "the dashboard (dlprov_otel.ui) is not installed"})
+            return
+        handle_get(self)
 
     def _other(self) -> None:
         self.close_connection = True
@@ -650,7 +661,8 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
     _running.append(httpd)
     http_port = httpd.server_address[1]
     logger.info(
-        "DLProv collector on http://%s:%d (/v1/traces, /v1/sql, /v1/executions, /health)%s; store %s; token %s",
+        "DLProv collector on http://%s:%d (/v1/traces, /v1/sql, /v1/executions, /health, dashboard /ui/)%s; "
+        "store %s; token %s",
         settings.host, http_port,
         f", OTLP/gRPC on {settings.host}:{grpc_port}" if grpc_port else "",
         collector._describe(), "required" if collector.token else "not required",

@@ -19,7 +19,8 @@ patches a few PyTorch entry points and derives, from an unmodified script, in th
   samples, batches, learning rate; and ``val_loss``/``val_accuracy`` of the evaluation pass
   that follows (a full pass without backward in which a loss module ran under
   ``torch.no_grad()`` or ``model.eval()``; accuracy for CrossEntropy/NLL/BCE losses, else
-  NULL). A row is emitted when the next epoch starts (or at the end), so the evaluation and
+  NULL; a validation run inside the training pass, every N steps, gives the last one). A
+  row is emitted when the next epoch starts (or at the end), so the evaluation and
   :func:`log_epoch` can still add to it.
 - an evaluation pass that is not a validation (the one after the last epoch, when earlier
   epochs had one or when epoch 0 had none) is a ``testmodel`` task (``otestmodel``).
@@ -391,10 +392,14 @@ class Recorder:
             self._record_split(dataset, parent, list(parts), "random_split", generator)
 
     def loader_info(self, loader: Any) -> _LoaderInfo:
+        """Settings and lineage of a DataLoader (lineage recorded on first sight)."""
         info = self._loaders.get(loader)
         if info is None:
             info = self._loaders[loader] = _LoaderInfo(loader)
-            info.producer = self.producer_of(loader.dataset, info.shuffle)
+            try:
+                info.producer = self.producer_of(loader.dataset, info.shuffle)
+            except Exception as exc:  # the epochs are still worth recording without lineage
+                log_once("torch DataLoader", exc)
         return info
 
     # -- model and optimizer ------------------------------------------------------------------
@@ -542,6 +547,11 @@ class Recorder:
     def _end_eval_pass(self, p: _Pass, batches: int | None) -> None:
         m = p.eval_metrics()
         samples = self._samples(p, batches)
+        training = next((q for q in reversed(self._stack) if q.steps), None)
+        if training is not None:  # a validation within the epoch: the epoch's row keeps the last
+            training.extra.update(val_loss=m["loss"], val_accuracy=m["accuracy"], val_samples=samples)
+            self.validated = True
+            return
         pe = self.pending_epoch
         if pe is not None and "val_samples" not in pe and (pe["epoch"] == 0 or self.validated):
             pe.update(val_loss=m["loss"], val_accuracy=m["accuracy"], val_samples=samples)

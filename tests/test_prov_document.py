@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,7 +14,8 @@ import pytest
 from prov.constants import PROV_ACTIVITY, PROV_AGENT, PROV_ENTITY, PROV_N_MAP
 from prov.model import ProvDocument
 
-from dlprov_otel import cli
+import dlprov_otel
+from dlprov_otel import Dataflow, DataSet, Element, Task, cli, execution
 from dlprov_otel.prov import (
     FORMATS,
     ProvExportError,
@@ -235,3 +237,51 @@ def test_cli_export(seed, store_dir: Path, tmp_path: Path, capsys) -> None:
     code = cli.main(["prov", "export", "--execution", "nope", "--store", str(store_dir), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1 and "unknown execution 'nope'" in err and tag in err
+
+
+def test_adaptation_during_training_uses_the_epoch_it_saw(dlprov) -> None:
+    """A task that runs while its dependency still produces (a learning-rate adaptation during
+    training) used the latest element emitted before it started, not every epoch: lineage
+    stays right, and a long run with many adaptations stays linear."""
+
+    df = Dataflow("adapt", predefined=True)
+    df.save()
+    with execution("adapt-run", dataflow=df):
+        train = Task(1, df, "adapt-run", "trainmodel")
+        train.add_dataset(DataSet("itrainmodel", [Element(["sgd", 0.1, 4, 2])]))
+        train.begin()
+        for epoch in range(4):
+            row = ["t", 1.0, 1.0 / (epoch + 1), 0.5, 0.4, 0.6, epoch]
+            train.add_dataset(DataSet("otrainmodel", [Element(row)]))
+            train.save()
+            time.sleep(0.02)  # the store keeps milliseconds
+            if epoch in (1, 2):
+                adapt = Task(10 + epoch, df, "adapt-run", "adaptation", dependency=train)
+                adapt.add_dataset(DataSet("iadaptation", [Element({"adaptation_id": f"a{epoch}"})]))
+                adapt.begin()
+                new_lr = {"adaptation_id": f"a{epoch}", "new_learning_rate": 0.1 / (epoch + 1)}
+                adapt.add_dataset(DataSet("oadaptation", [Element(new_lr)]))
+                adapt.end()
+                time.sleep(0.02)
+        train.end()
+    assert dlprov_otel.flush()
+    doc = build_document(dlprov.store, execution="adapt-run")
+    elements = {r.identifier: r for r in doc.get_records() if r.is_element()}
+    used_epochs: dict[str, list[float]] = {}
+    derived: dict[str, set[str]] = {}
+    for r in doc.get_records():
+        if not r.is_relation():
+            continue
+        name = PROV_N_MAP.get(r.get_type())
+        a, b = r.formal_attributes[0][1], r.formal_attributes[1][1]
+        if name == "used" and _kind(elements[a]) == ("activity", "adaptation"):
+            task_id = str(_attr(elements[a], "dlprov:task_id"))
+            if _kind(elements[b]) == ("entity", "otrainmodel"):
+                used_epochs.setdefault(task_id, []).append(_attr(elements[b], "dlprov:epoch"))
+        if name == "wasDerivedFrom" and _kind(elements[a]) == ("entity", "oadaptation"):
+            derived.setdefault(str(_attr(elements[a], "dlprov:adaptation_id")), set()).add(
+                str(_attr(elements[b], "prov:label"))
+            )
+    assert used_epochs == {"11": [1.0], "12": [2.0]}
+    assert derived == {"a1": {"iadaptation", "otrainmodel · epoch 1"}, "a2": {"iadaptation", "otrainmodel · epoch 2"}}
+

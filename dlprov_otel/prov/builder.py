@@ -60,6 +60,19 @@ MODEL_SETS = frozenset({"otrainedmodel"})
 
 _IN_CHUNK = 200
 _SAFE_LOCAL = re.compile(r"^[A-Za-z0-9_.\-]{1,80}$")
+# Characters XML 1.0 cannot carry (C0 controls but tab/newline/CR, surrogates, U+FFFE/F):
+# PROV-XML could not hold a value with them, so every text is written with \xNN escapes.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with the characters no PROV serialization can carry escaped as ``\\xNN``."""
+    return _NOT_XML.sub(_escape_char, text)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
 
 
 # ----------------------------------------------------------------------------- identifiers
@@ -96,8 +109,8 @@ def _typed(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return _utc(value)
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+        value = value.decode("utf-8", "replace")
+    return clean_text(str(value))
 
 
 def _number_text(value: float) -> str:
@@ -215,7 +228,7 @@ class _Builder:
             if value is None:
                 continue
             name = key if isinstance(key, QualifiedName) else self.vocab(key)
-            out.append((name, value))
+            out.append((name, clean_text(value) if isinstance(value, str) else value))
         return out
 
     # -- plan and agents --------------------------------------------------------------------
@@ -233,7 +246,7 @@ class _Builder:
             ident,
             [
                 (PROV["type"], PROV["Plan"]),
-                (PROV["label"], f"dataflow {dataflow}"),
+                (PROV["label"], clean_text(f"dataflow {dataflow}")),
                 *self.attrs(
                     [("tag", dataflow), ("version", version), ("spec_hash", rows[0]["spec_hash"] if rows else None)]
                 ),
@@ -248,7 +261,10 @@ class _Builder:
         key = "scientist:" + name
         if key not in self.agents:
             ident = self.ident("scientist", name)
-            self.doc.agent(ident, [(PROV["type"], PROV["Person"]), (PROV["label"], name), (self.vocab("name"), name)])
+            self.doc.agent(
+                ident,
+                [(PROV["type"], PROV["Person"]), (PROV["label"], clean_text(name)), *self.attrs([("name", name)])],
+            )
             self.agents[key] = ident
         return self.agents[key]
 
@@ -279,7 +295,7 @@ class _Builder:
                 ident,
                 [
                     (PROV["type"], self.vocab("Hardware")),
-                    (PROV["label"], label),
+                    (PROV["label"], clean_text(label)),
                     *self.attrs(
                         [
                             ("hardware_id", hw_id),
@@ -308,7 +324,7 @@ class _Builder:
         pairs: list[tuple[Any, Any]] = []
         if el.set_tag in MODEL_SETS:
             pairs.append((PROV["type"], self.vocab("TrainedModel")))
-        pairs.append((PROV["label"], el.label or el.set_tag))
+        pairs.append((PROV["label"], clean_text(el.label or el.set_tag)))
         pairs.append((self.vocab("ds_tag"), el.set_tag))
         pairs.extend(self.attrs(el.attributes))
         entity = self.doc.entity(ident, pairs)
@@ -506,7 +522,7 @@ def _emit_execution(
         _utc(ex.get("end_time")),
         [
             (PROV["type"], b.vocab("Execution")),
-            (PROV["label"], f"execution {tag}"),
+            (PROV["label"], clean_text(f"execution {tag}")),
             *b.attrs(
                 [
                     ("exec_tag", tag),
@@ -548,7 +564,7 @@ def _emit_execution(
             _utc(t.end),
             [
                 (PROV["type"], b.vocab("Task")),
-                (PROV["label"], label),
+                (PROV["label"], clean_text(label)),
                 *b.attrs(
                     [
                         ("dt_tag", t.dt_tag),

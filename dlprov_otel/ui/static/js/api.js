@@ -1,0 +1,102 @@
+// Talking to the collector: the dashboard's JSON API (/ui/api/...) and read-only SQL (/v1/sql).
+// A bearer token, when the collector wants one, is kept in this browser's localStorage.
+
+const TOKEN_KEY = "dlprov.token";
+const listeners = new Set();
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status; // 0: the collector did not answer at all
+  }
+}
+
+export function getToken() {
+  try { return localStorage.getItem(TOKEN_KEY) || ""; } catch { return ""; }
+}
+
+export function setToken(token) {
+  try {
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  } catch { /* private mode: the token lives until reload */ }
+}
+
+/** Be told of the connection's state: {ok: true} or {ok: false, status, message}. */
+export function onConnection(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+function report(state) {
+  for (const fn of listeners) fn(state);
+}
+
+async function call(path, options = {}) {
+  const headers = { Accept: "application/json", ...(options.headers || {}) };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let resp;
+  try {
+    resp = await fetch(path, { ...options, headers, cache: "no-store" });
+  } catch (err) {
+    const e = new ApiError(0, `cannot reach the DLProv collector at ${location.host} (${err.message || err})`);
+    report({ ok: false, status: 0, message: e.message });
+    throw e;
+  }
+  if (!resp.ok) {
+    let message = `HTTP ${resp.status}`;
+    try {
+      const doc = await resp.json();
+      message = doc.error || doc.message || message;
+    } catch { /* not JSON */ }
+    const e = new ApiError(resp.status, message);
+    // 401 and a down store concern every page; a refused query or unknown tag only this one
+    if (resp.status === 401 || resp.status === 503 || resp.status >= 500) report({ ok: false, status: resp.status, message });
+    else report({ ok: true });
+    throw e;
+  }
+  report({ ok: true });
+  return resp;
+}
+
+export async function getJSON(path) {
+  const resp = await call(path);
+  return resp.json();
+}
+
+/** Run read-only SQL; returns {columns, rows}. A refusal is an ApiError with status 403. */
+export async function sql(text) {
+  const resp = await call("/v1/sql", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ sql: text }),
+  });
+  return resp.json();
+}
+
+/** Fetch a file (with the token) and return it as a Blob with the server's file name. */
+export async function fetchFile(path) {
+  const resp = await call(path, { headers: { Accept: "*/*" } });
+  const disposition = resp.headers.get("Content-Disposition") || "";
+  const m = /filename="([^"]+)"/.exec(disposition);
+  return { blob: await resp.blob(), name: m ? m[1] : path.split("/").pop() };
+}
+
+export async function health() {
+  try {
+    const resp = await fetch("/health", { cache: "no-store" });
+    return { status: resp.status, doc: await resp.json() };
+  } catch (err) {
+    return { status: 0, doc: { error: String(err.message || err) } };
+  }
+}
+
+export const api = {
+  executions: () => getJSON("/ui/api/executions"),
+  execution: (tag) => getJSON(`/ui/api/executions/${encodeURIComponent(tag)}`),
+  dataflows: () => getJSON("/ui/api/dataflows"),
+  dataflow: (tag, version) =>
+    getJSON(`/ui/api/dataflows/${encodeURIComponent(tag)}${version ? `?version=${version}` : ""}`),
+  provPath: (tag, fmt, kind = "executions") => `/ui/api/${kind}/${encodeURIComponent(tag)}/prov.${fmt}`,
+};

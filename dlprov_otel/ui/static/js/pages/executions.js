@@ -1,0 +1,181 @@
+// The list of executions: status (killed detected), start, duration, hardware,
+// hyperparameters and last metrics; filtering, sorting, picking runs to compare. Live.
+
+import { api } from "../api.js";
+import { clear, executionHref, put, fmtAgo, fmtDuration, fmtNum, fmtTime, h, hardwareText, parseTime, statusBadge }
+  from "../util.js";
+
+const STATUSES = ["running", "finished", "failed", "killed"];
+
+function hyperText(hp) {
+  const parts = [];
+  const has = (k) => hp[k] !== undefined && hp[k] !== null;
+  if (has("optimizer_name")) parts.push(String(hp.optimizer_name));
+  if (has("learning_rate")) parts.push(`lr ${fmtNum(hp.learning_rate)}`);
+  if (has("num_epochs")) parts.push(`${fmtNum(hp.num_epochs)} epochs`);
+  if (has("batch_size")) parts.push(`batch ${fmtNum(hp.batch_size)}`);
+  if (has("num_layers")) parts.push(`${fmtNum(hp.num_layers)} layer${hp.num_layers === 1 ? "" : "s"}`);
+  return parts.join(" · ") || "—";
+}
+
+const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+const COLUMNS = [
+  { key: "status", label: "Status", sort: (e) => e.status },
+  { key: "tag", label: "Execution", sort: (e) => e.tag },
+  { key: "start", label: "Started", sort: (e) => e.start_time || "" },
+  { key: "duration", label: "Duration", sort: (e) => e.duration_s ?? -1, num: true },
+  { key: "epochs", label: "Epochs", sort: (e) => e.epochs, num: true },
+  { key: "loss", label: "Loss", sort: (e) => num(e.metrics.loss), num: true },
+  { key: "acc", label: "Accuracy", sort: (e) => num(e.metrics.accuracy), num: true },
+  { key: "vacc", label: "Val. acc.", sort: (e) => num(e.metrics.val_accuracy), num: true },
+  { key: "tacc", label: "Test acc.", sort: (e) => num(e.test.accuracy), num: true },
+  { key: "hp", label: "Hyperparameters", sort: (e) => hyperText(e.hyperparameters) },
+  { key: "hw", label: "Hardware", sort: (e) => hardwareText(e.hardware) },
+];
+
+export async function render(main, { query, ctx }) {
+  const state = {
+    filter: query.get("q") || "",
+    status: query.get("status") || "",
+    dataflow: query.get("dataflow") || "",
+    sortKey: "start",
+    sortDir: -1,
+    selected: new Set(),
+    doc: null,
+  };
+  const count = h("span", { class: "subtle" });
+  const compareBtn = h("button", { class: "btn primary", disabled: true, onclick: () => {
+    location.hash = `#/compare?${[...state.selected].map((t) => `run=${encodeURIComponent(t)}`).join("&")}`;
+  } });
+  const search = h("input", { type: "search", placeholder: "Filter: tag, dataflow, host, optimizer…", value: state.filter,
+    class: "search", "aria-label": "filter executions" });
+  search.addEventListener("input", () => { state.filter = search.value; draw(); });
+  const statusSel = h("select", { "aria-label": "status" }, h("option", { value: "", text: "All statuses" }),
+    STATUSES.map((st) => h("option", { value: st, text: st, selected: st === state.status })));
+  statusSel.addEventListener("change", () => { state.status = statusSel.value; draw(); });
+  const flowSel = h("select", { "aria-label": "dataflow" }, h("option", { value: "", text: "All dataflows" }));
+  flowSel.addEventListener("change", () => { state.dataflow = flowSel.value; draw(); });
+  const head = h("thead");
+  const body = h("tbody");
+  const table = h("table", { class: "grid-table executions" }, head, body);
+  const content = h("div");
+  main.append(
+    h("div", { class: "page-head" }, h("div", {}, h("h1", { text: "Executions" }), count),
+      h("div", { class: "toolbar" }, search, statusSel, flowSel, compareBtn)),
+    content,
+  );
+
+  function drawHead() {
+    clear(head).append(h("tr", {}, h("th", { class: "pick" }),
+      COLUMNS.map((c) => h("th", {
+        class: [c.num ? "num" : "", "sortable", state.sortKey === c.key ? (state.sortDir > 0 ? "asc" : "desc") : ""],
+        onclick: () => {
+          if (state.sortKey === c.key) state.sortDir = -state.sortDir;
+          else { state.sortKey = c.key; state.sortDir = c.num || c.key === "start" ? -1 : 1; }
+          draw();
+        },
+        text: c.label,
+      }))));
+  }
+
+  function matches(e) {
+    if (state.status && e.status.toLowerCase() !== state.status) return false;
+    if (state.dataflow && e.dataflow !== state.dataflow) return false;
+    if (!state.filter) return true;
+    const hay = [e.tag, e.dataflow, e.scientist, e.service, hardwareText(e.hardware), hyperText(e.hyperparameters)]
+      .join(" ").toLowerCase();
+    return state.filter.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w));
+  }
+
+  function row(e) {
+    const pick = h("input", { type: "checkbox", checked: state.selected.has(e.tag), "aria-label": `select ${e.tag}` });
+    pick.addEventListener("change", () => {
+      if (pick.checked) state.selected.add(e.tag); else state.selected.delete(e.tag);
+      updateCompare();
+    });
+    const started = parseTime(e.start_time);
+    const ago = started && state.doc ? (parseTime(state.doc.now) - started) / 1000 : null;
+    const running = e.status === "RUNNING";
+    return h("tr", { dataset: { tag: e.tag, status: e.status } },
+      h("td", { class: "pick" }, pick),
+      h("td", {}, statusBadge(e.status)),
+      h("td", { class: "tag-cell" }, h("a", { href: executionHref(e.tag), class: "run-link", text: e.tag }),
+        h("div", { class: "subtle small" }, e.dataflow || "", e.scientist ? ` · ${e.scientist}` : "",
+          e.tasks.total ? ` · ${e.tasks.total} tasks` : "")),
+      h("td", { title: fmtTime(e.start_time) }, fmtTime(e.start_time), h("div", { class: "subtle small", text: fmtAgo(ago) })),
+      h("td", { class: "num" }, fmtDuration(e.duration_s),
+        running && e.idle_s > 10 ? h("div", { class: "subtle small", text: `quiet ${fmtDuration(e.idle_s)}` }) : null),
+      h("td", { class: "num" }, e.epochs ? String(e.epochs) : "—",
+        e.hyperparameters.num_epochs && running ? h("span", { class: "subtle", text: ` / ${fmtNum(e.hyperparameters.num_epochs)}` }) : null),
+      h("td", { class: "num", text: fmtNum(e.metrics.loss) }),
+      h("td", { class: "num", text: fmtNum(e.metrics.accuracy) }),
+      h("td", { class: "num", text: fmtNum(e.metrics.val_accuracy) }),
+      h("td", { class: "num strong", text: fmtNum(e.test.accuracy) }),
+      h("td", { class: "small", title: hyperText(e.hyperparameters), text: hyperText(e.hyperparameters) }),
+      h("td", { class: "small clip", title: hardwareText(e.hardware), text: hardwareText(e.hardware) }),
+    );
+  }
+
+  function updateCompare() {
+    const n = state.selected.size;
+    compareBtn.textContent = n ? `Compare ${n} selected` : "Compare selected";
+    compareBtn.disabled = n < 2;
+    compareBtn.title = n < 2 ? "tick two or more runs" : "";
+  }
+
+  function draw() {
+    const doc = state.doc;
+    if (!doc) return;
+    const all = doc.executions;
+    for (const tag of [...state.selected]) if (!all.some((e) => e.tag === tag)) state.selected.delete(tag);
+    const flows = [...new Set(all.map((e) => e.dataflow).filter(Boolean))].sort();
+    if (flowSel.options.length - 1 !== flows.length) {
+      put(flowSel, h("option", { value: "", text: "All dataflows" }),
+        flows.map((f) => h("option", { value: f, text: f, selected: f === state.dataflow })));
+    }
+    const running = all.filter((e) => e.status === "RUNNING").length;
+    count.textContent = `${all.length} run${all.length === 1 ? "" : "s"}${running ? ` · ${running} running` : ""} · live`;
+    clear(content);
+    if (!all.length) {
+      const base = `${location.protocol}//${location.host}`;
+      content.append(h("div", { class: "empty card", id: "no-runs" },
+        h("h2", { text: "No runs yet" }),
+        h("p", { text: "Runs appear here, live, as soon as a training sends its first span to this collector." }),
+        h("p", { text: "Zero code, for a Keras or PyTorch script:" }),
+        h("pre", { text: `DLPROV_ENDPOINT=${base} opentelemetry-instrument python train.py` }),
+        h("p", { text: "Or from Python:" }),
+        h("pre", { text: `import dlprov_otel\ndlprov_otel.configure(endpoint="${base}")` }),
+        h("p", {}, "Or record the demo into a store and open it with ", h("code", { text: "dlprov ui --store ./dlprov-data" }), ".")));
+      return;
+    }
+    const col = COLUMNS.find((c) => c.key === state.sortKey) || COLUMNS[2];
+    const shown = all.filter(matches).sort((a, b) => {
+      const x = col.sort(a), y = col.sort(b);
+      if (x === y) return 0;
+      if (x === null || x === undefined) return 1;
+      if (y === null || y === undefined) return -1;
+      return (x < y ? -1 : 1) * state.sortDir;
+    });
+    drawHead();
+    clear(body).append(...shown.map(row));
+    if (!shown.length) {
+      body.append(h("tr", {}, h("td", { colspan: COLUMNS.length + 1, class: "empty-row",
+        text: "No execution matches the filter." })));
+    }
+    content.append(h("div", { class: "table-wrap card flush" }, table));
+    updateCompare();
+  }
+
+  const placeholder = h("p", { class: "loading", text: "Loading executions…" });
+  content.append(placeholder);
+  ctx.poll(async () => {
+    try {
+      state.doc = await api.executions();
+    } catch (err) {
+      if (!state.doc) clear(content).append(h("div", { class: "error-box", text: `Cannot list the executions: ${err.message}` }));
+      throw err;
+    }
+    draw();
+  }, 2000);
+}
