@@ -28,9 +28,10 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dlprov_otel.collector import client
+
 import dlprov_otel
 from dlprov_otel import Dataflow, DataSet, Element, Task
-from dlprov_otel.collector import client
 from tests.collector_proc import dataset_request, start_collector
 
 RESULTS = Path(__file__).parent / "results"
@@ -135,9 +136,18 @@ def main() -> None:
                 times["post_duplicate"].append(post(col.url, body))
                 times["post_gzip"].append(post(col.url, gzip.compress(dataset_request(n, uuid.uuid4().hex)), gz=True))
             out["request_bytes"] = len(body)
-            out["producers"] = [
-                bench_producers(col.url, args.producer_spans, int(p)) for p in args.producers.split(",") if p
-            ]
+            out["producers"] = []
+            for p in (int(x) for x in args.producers.split(",") if x):
+                runs = [bench_producers(col.url, args.producer_spans, p) for _ in range(args.repeat)]
+                rates = [r["spans_per_second"] for r in runs]
+                out["producers"].append(
+                    {
+                        "producers": p,
+                        "spans": runs[0]["spans"],
+                        "spans_per_second_median": round(statistics.median(rates)),
+                        "spans_per_second_runs": rates,
+                    }
+                )
             for name, values in times.items():
                 best = min(values)
                 out[name] = {

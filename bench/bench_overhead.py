@@ -27,6 +27,7 @@ the subprocess a timer marks each epoch; ``wall = fixed + epochs x per-epoch``, 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -134,8 +135,9 @@ def _verify(variant: str, framework: str, a: argparse.Namespace, tool: Any) -> i
         dlprov_otel.shutdown()
         return int(n)
     if variant == "dlprov_otlp":
-        import dlprov_otel
         from dlprov_otel.collector import client
+
+        import dlprov_otel
 
         dlprov_otel.shutdown()
         return int(client.query(a.endpoint, sql)[1][0][0])
@@ -260,10 +262,10 @@ def child(a: argparse.Namespace) -> int:
                 "framework_import_s": t_framework - t_begin,
                 "setup_s": t_setup - t_framework,
                 "fit_start_s": marks[0][0] - t_setup,  # model build + fit's own start (instrumentor work)
-                "epochs_s": [b[0] - a[0] for a, b in zip(marks, marks[1:], strict=False)],
+                "epochs_s": [b[0] - a[0] for a, b in itertools.pairwise(marks)],
                 # CPU time of the whole process (all its threads, the exporter's included): less
                 # sensitive than wall time to other load on the machine, blind to waiting
-                "epochs_cpu_s": [b[1] - a[1] for a, b in zip(marks, marks[1:], strict=False)],
+                "epochs_cpu_s": [b[1] - a[1] for a, b in itertools.pairwise(marks)],
                 "cpu_total_s": time.process_time(),
                 "fit_end_s": t_fit - marks[-1][0],
                 "teardown_s": t_teardown - t_fit,
@@ -290,8 +292,13 @@ def make_data(d: Path, n_train: int, n_val: int) -> None:
         np.save(d / f"{name}.npy", v)
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(threads: int = 0) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DLPROV_", "OTEL_", "MLFLOW_"))}
+    if threads:
+        # Training threads: on a shared machine two OpenMP threads spin-wait for each other
+        # whenever anything else runs, and epoch times swing 10x; one thread is stable.
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+            env[var] = str(threads)
     env.update(
         PYTHONPATH=str(ROOT),
         TF_CPP_MIN_LOG_LEVEL="3",
@@ -302,7 +309,9 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def run_child(tmp: Path, framework: str, variant: str, epochs: int, tag: str, endpoint: str | None) -> dict:
+def run_child(
+    tmp: Path, framework: str, variant: str, epochs: int, tag: str, endpoint: str | None, threads: int
+) -> dict:
     store = tmp / "stores" / f"{framework}-{variant}"  # one store per tool, kept between runs, as a user's
     store.mkdir(parents=True, exist_ok=True)
     result = tmp / f"{tag}.json"
@@ -314,7 +323,7 @@ def run_child(tmp: Path, framework: str, variant: str, epochs: int, tag: str, en
     if endpoint:
         cmd += ["--endpoint", endpoint]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=_child_env(), cwd=tmp, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=_child_env(threads), cwd=tmp, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{framework}/{variant} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -351,7 +360,7 @@ def start_original_server(tmp: Path) -> tuple[subprocess.Popen, str, float]:
     raise RuntimeError("original-pattern server did not start")
 
 
-def summarize(runs: list[dict], epochs: int) -> dict[str, dict]:
+def summarize(runs: list[dict]) -> dict[str, dict]:
     """Medians per variant and their ratios to ``none``; pair ratios use the same repetition."""
     by: dict[str, list[dict]] = {}
     for r in runs:
@@ -435,7 +444,8 @@ def versions() -> dict[str, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="6,000 samples, 3 epochs, 3 repetitions")
+    ap.add_argument("--quick", action="store_true", help="12,000 samples, 3 epochs, 3 repetitions")
+    ap.add_argument("--threads", type=int, default=1, help="training threads (0: the framework's default)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--samples", type=int, default=60_000)
@@ -449,7 +459,7 @@ def main() -> int:
     if a.child:
         return child(a)
     if a.quick:
-        a.samples, a.epochs, a.reps = 6_000, 3, 3
+        a.samples, a.epochs, a.reps = 12_000, 3, 3
     frameworks = [f for f in a.frameworks.split(",") if f]
     variants = [v for v in a.variants.split(",") if v]
     if "none" not in variants:
@@ -460,6 +470,7 @@ def main() -> int:
 
     sys.path.insert(0, str(ROOT))
     from bench_core import machine
+
     from tests.collector_proc import start_collector
 
     result: dict[str, Any] = {
@@ -470,9 +481,10 @@ def main() -> int:
         "config": {
             "train_samples": a.samples, "val_samples": a.samples // 6, "features": 784,
             "model": "MLP 784-128-64-10, Adam, batch 128", "epochs": a.epochs, "reps": a.reps,
+            "training_threads": a.threads or "framework default",
             "quick": a.quick, "variants": variants, "order": "interleaved: " + " ".join(variants) + ", repeated",
             "mlflow": "keras: mlflow.keras.autolog(log_models=False); torch: log_params + log_metrics per epoch",
-        },  # fmt: skip
+        },
         "target_percent": TARGET_PCT,
         "services": {},
         "frameworks": {},
@@ -489,15 +501,17 @@ def main() -> int:
         if "original" in variants:
             original, original_url, started = start_original_server(tmp)
             result["services"]["original_server_start_s"] = started
-        endpoints = {"dlprov_otlp": collector.url if collector else None, "original": original_url if original else None}
+        endpoints = {"dlprov_otlp": collector.url if collector else None}
+        if original is not None:
+            endpoints["original"] = original_url
         for fw in frameworks:
             # untimed: brings the framework's files into the page cache, so rep 0 is not special
-            run_child(tmp, fw, "none", 1, f"warmup-{fw}", None)
+            run_child(tmp, fw, "none", 1, f"warmup-{fw}", None, a.threads)
             runs = []
             for rep in range(a.reps):
                 for v in variants:
                     tag = f"{fw}-{v}-{rep}"
-                    r = run_child(tmp, fw, v, a.epochs, tag, endpoints.get(v))
+                    r = run_child(tmp, fw, v, a.epochs, tag, endpoints.get(v), a.threads)
                     r.update(framework=fw, variant=v, rep=rep)
                     runs.append(r)
                     print(
@@ -505,7 +519,7 @@ def main() -> int:
                         f"fixed {r['fixed_s']:6.2f} s",
                         flush=True,
                     )
-            summary = summarize(runs, a.epochs)
+            summary = summarize(runs)
             result["frameworks"][fw] = {"summary": summary, "runs": runs}
             for v, s in summary.items():
                 print(

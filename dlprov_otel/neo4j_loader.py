@@ -10,6 +10,12 @@ numbers, and times (``prov:startTime``, ``prov:endTime``, ``prov:time``) are Neo
 ``DATETIME`` values. Writes are batched ``UNWIND`` + ``MERGE``: loading a document twice
 changes nothing, and loading another execution adds to the graph without wiping it.
 
+The seed's queries work as written. Its "complete path" query, ``MATCH p = (a {ds_tag:
+'otestmodel'})-[*]-(b {ds_tag: 'iinputdataset'}) RETURN p``, enumerates every undirected trail,
+and this graph also holds lineage (``wasDerivedFrom``), task dependencies and agents: add
+``LIMIT``, or follow the lineage directed, ``-[:used|wasGeneratedBy*]->`` (every route, as
+a handful of paths) or ``-[:wasDerivedFrom*]->``.
+
 Command line (a ``dlprov`` plugin)::
 
     dlprov neo4j load (--execution TAG | --dataflow TAG | --file DOC.json) [--store URL]

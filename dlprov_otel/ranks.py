@@ -79,6 +79,19 @@ def _run_id() -> str:
     return "job-" + hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
+def is_launcher() -> bool:
+    """True in a launcher that starts ranks (``torchrun``, ``python -m torch.distributed.run``).
+
+    Such a process records nothing itself but, under ``opentelemetry-instrument torchrun``,
+    would otherwise open (and lock) the embedded store its rank 0 needs.
+    """
+    argv0 = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if argv0 == "torchrun":
+        return True
+    path = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else ""
+    return path.endswith(("torch/distributed/run.py", "torch/distributed/launch.py"))
+
+
 def job_execution_tag(dataflow: str) -> str | None:
     """The execution tag all ranks of the current job share, or ``None`` outside a job."""
     job = current_job()

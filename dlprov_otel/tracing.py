@@ -128,8 +128,7 @@ def configure(
 
     with _state_lock:
         if _state is not None:
-            _state.shutdown()
-            _state = None
+            shutdown()  # also releases the previous store
         for df in _dataflows.values():
             df.saved_hash = None  # a new pipeline (maybe another store) gets the specs again
         if store is None and endpoint is None:

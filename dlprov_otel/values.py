@@ -71,7 +71,14 @@ def coerce(value: Any, attr_type: AttributeType, *, set_tag: str, attribute: str
             raise ElementError(
                 f"set {set_tag!r}, attribute {attribute!r} is NUMERIC but got {type(value).__name__} {shown}"
             ) from None
-    return to_text(value)
+    text = to_text(value)
+    if text is not None and "\x00" in text:
+        # MonetDB strings end at a NUL byte: refuse rather than store a truncated value
+        raise ElementError(
+            f"set {set_tag!r}, attribute {attribute!r}: the text contains a NUL character (\\x00), "
+            "which MonetDB cannot store; remove or escape it"
+        )
+    return text
 
 
 def infer_type(value: Any) -> AttributeType:

@@ -212,3 +212,9 @@ def test_spans_left_at_exit_are_spooled_and_replayed(tmp_path, subprocess_env):
 def test_configure_errors_are_clear():
     with pytest.raises(StoreURLError):
         dlprov_otel.configure(store="ftp://nowhere")
+
+
+def test_nul_in_text_is_refused_not_truncated(mnist):
+    t = Task(1, "mnist", "run", "loaddata")
+    with pytest.raises(ElementError, match=r"attribute 'dataset_name': the text contains a NUL character"):
+        t.add_dataset(DataSet("iinputdataset", [Element(["a\x00b", "src"])]))

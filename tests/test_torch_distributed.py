@@ -66,3 +66,40 @@ def test_torchrun_job_is_one_execution(tmp_path: Path, subprocess_env):
         st.close()
     # rank 1's span files were all ingested by rank 0
     assert not list((tmp_path / "child-spool").rglob("*.otlp.pb"))
+
+
+def test_ranks_of_a_job_derive_the_same_tag_and_trace(monkeypatch):
+    from opentelemetry import trace
+
+    from dlprov_otel import ranks
+
+    monkeypatch.setattr("sys.argv", ["/jobs/train_ddp.py"])
+    for var in ("SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri", "PMIX_NAMESPACE", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert ranks.current_job() is None and ranks.job_execution_tag("torch") is None
+    assert not trace.get_current_span(ranks.root_context("t")).get_span_context().is_valid
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc")
+    seen = set()
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        tag = ranks.job_execution_tag("torch")
+        parent = trace.get_current_span(ranks.root_context(tag)).get_span_context()
+        seen.add((tag, parent.trace_id, parent.span_id, parent.is_remote))
+    ((tag, trace_id, span_id, remote),) = seen  # the same for both ranks
+    assert tag == "torch-train_ddp-abc-0" and trace_id and span_id and remote
+
+    # torchrun's default run id is "none": another job must not get the same tag
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    first = ranks.job_execution_tag("torch")
+    monkeypatch.setenv("MASTER_PORT", "29501")
+    assert first != ranks.job_execution_tag("torch") and "none" not in first
+
+    assert ranks.uses_rank_spool("/tmp/some-store") is not None  # embedded: ranks > 0 spool
+    assert ranks.uses_rank_spool("monetdb://u:p@host:50000/db") is None  # a server takes every rank
+    monkeypatch.setattr("sys.argv", ["/venv/bin/torchrun", "--nproc_per_node=2", "train.py"])
+    assert ranks.is_launcher()

@@ -215,7 +215,8 @@ def dataflow_detail(store: Store, tag: str, version: int | None = None) -> dict[
     sets = []
     for s in spec.get("sets", []):
         declared = [
-            {"name": a.get("name"), "type": a.get("type", "TEXT"), "optional": bool(a.get("optional")), "declared": True}
+            {"name": a.get("name"), "type": a.get("type", "TEXT"), "optional": bool(a.get("optional")),
+             "declared": True}
             for a in s.get("attributes", [])
         ]
         names = {a["name"] for a in declared}
@@ -490,7 +491,8 @@ def _set_rows(store: Store, flow: str, tag: str, spec: dict[str, Any]) -> dict[s
         shown = [(c, t) for c, t in columns if c not in HIDDEN_COLUMNS]
         select = ", ".join(quote_ident(c) for c, _ in shown)
         res = store.query(
-            f"SELECT {select} FROM {qualified} WHERE execution_tag = ? ORDER BY emitted_at, idx LIMIT {MAX_SET_ROWS + 1}",
+            f"SELECT {select} FROM {qualified} WHERE execution_tag = ? "
+            f"ORDER BY emitted_at, idx LIMIT {MAX_SET_ROWS + 1}",
             [tag],
         )
         if not res.rows:

@@ -81,6 +81,7 @@ let shown = null; // the state the banner shows
 function showBanner(state) {
   const banner = document.getElementById("banner");
   shown = state;
+  document.body.classList.toggle("offline", !state.ok && state.status !== 401);
   if (state.ok) {
     banner.hidden = true;
     clear(banner);

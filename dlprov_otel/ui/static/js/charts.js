@@ -65,9 +65,9 @@ function legend(items) {
  * A line chart. series: [{name, color, dash, points: [[x, y], ...], step, id}]; markers:
  * [{x, label}] (vertical lines, e.g. learning-rate adaptations). Returns a <div class="chart">.
  */
-export function lineChart({ series, xLabel = "epoch", yLabel = "", markers = [], width = 520, height = 250,
+export function lineChart({ series, xLabel = "epoch", yLabel = "", markers = [], width = 440, height = 230,
   integerX = true, yFormat = null, xFormat = fmtNum, empty = "no values yet", showLegend = true }) {
-  const m = { top: 12, right: 16, bottom: 38, left: 60 };
+  const m = { top: 12, right: 14, bottom: 36, left: 54 };
   const iw = width - m.left - m.right, ih = height - m.top - m.bottom;
   const wrap = h("div", { class: "chart" });
   if (showLegend) wrap.append(legend(series));

@@ -28,7 +28,9 @@ export async function renderList(main, { ctx }) {
 }
 
 function graphOf(doc, onPick) {
-  const FONT = "600 12px system-ui, sans-serif", SMALL = "11px system-ui, sans-serif";
+  // the fonts of the CSS classes node-title, attr and attr-type
+  const FONT = "600 12px system-ui, sans-serif", TYPE = "9.5px system-ui, sans-serif";
+  const MONO = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace';
   const produced = new Set(doc.transformations.flatMap((t) => t.output));
   const nodes = [];
   for (const t of doc.transformations) {
@@ -39,7 +41,7 @@ function graphOf(doc, onPick) {
     const extra = st.attributes.length - attrs.length;
     const lines = attrs.map((a) => [a.name + (a.optional ? "?" : ""), a.type]);
     if (extra) lines.push([`+${extra} observed`, ""]);
-    const w = Math.max(textWidth(st.tag, FONT) + 50, ...lines.map(([n, t]) => textWidth(n, SMALL) + textWidth(t, "10px system-ui") + 34));
+    const w = Math.max(textWidth(st.tag, FONT) + 50, ...lines.map(([n, t]) => textWidth(n, MONO) + textWidth(t, TYPE) + 30));
     nodes.push({ id: `s:${st.tag}`, kind: "set", label: st.tag, set: st, lines, param: !produced.has(st.tag),
       w: Math.max(120, w), h: 28 + lines.length * 15 + 6 });
   }

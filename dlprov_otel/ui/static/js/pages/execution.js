@@ -88,7 +88,7 @@ function shortValue(v) {
   let t = String(v);
   if (/^(sha256:|[0-9a-f]{40,})/.test(t)) t = t.replace(/^sha256:/, "").slice(0, 10) + "…";
   else if (t.includes("/") && t.length > 24) t = "…/" + t.split("/").pop();
-  return t.length > 26 ? t.slice(0, 25) + "…" : t;
+  return t.length > 22 ? t.slice(0, 21) + "…" : t;
 }
 
 function dataLines(n) {
@@ -112,7 +112,7 @@ function lineageGraph(doc) {
     }
     const lines = dataLines(n);
     const w = Math.max(textWidth(n.label, FONT), ...lines.map((l) => textWidth(l, SMALL))) + 26;
-    return { ...n, title: n.label, lines, w: Math.max(100, Math.min(w, 230)), h: 24 + 14 * lines.length };
+    return { ...n, title: n.label, lines, w: Math.max(96, Math.min(w, 196)), h: 24 + 14 * lines.length };
   });
   const drawNode = (n) => {
     const g = s("g", { class: ["node", n.kind === "task" ? "activity" : "entity", `st-${(n.status || "").toLowerCase()}`],
@@ -127,7 +127,7 @@ function lineageGraph(doc) {
     g.append(s("title", { text: tip }));
     return g;
   };
-  return drawGraph(nodes, doc.lineage.edges, { drawNode, dir: "LR", rankSep: 38, nodeSep: 14, label: "data lineage",
+  return drawGraph(nodes, doc.lineage.edges, { drawNode, dir: "LR", rankSep: 30, nodeSep: 12, label: "data lineage",
     edgeClass: (e) => `edge ${e.kind}` });
 }
 

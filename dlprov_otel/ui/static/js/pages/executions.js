@@ -45,7 +45,7 @@ export async function render(main, { query, ctx }) {
     doc: null,
   };
   const count = h("span", { class: "subtle" });
-  const compareBtn = h("button", { class: "btn primary", disabled: true, onclick: () => {
+  const compareBtn = h("button", { class: "btn primary", disabled: true, text: "Compare selected", onclick: () => {
     location.hash = `#/compare?${[...state.selected].map((t) => `run=${encodeURIComponent(t)}`).join("&")}`;
   } });
   const search = h("input", { type: "search", placeholder: "Filter: tag, dataflow, host, optimizer…", value: state.filter,
@@ -146,7 +146,8 @@ export async function render(main, { query, ctx }) {
         h("pre", { text: `DLPROV_ENDPOINT=${base} opentelemetry-instrument python train.py` }),
         h("p", { text: "Or from Python:" }),
         h("pre", { text: `import dlprov_otel\ndlprov_otel.configure(endpoint="${base}")` }),
-        h("p", {}, "Or record the demo into a store and open it with ", h("code", { text: "dlprov ui --store ./dlprov-data" }), ".")));
+        h("p", {}, "Or run ", h("code", { text: "dlprov demo" }), " and open its store with ",
+          h("code", { text: "dlprov ui --store ./dlprov-data" }), ".")));
       return;
     }
     const col = COLUMNS.find((c) => c.key === state.sortKey) || COLUMNS[2];

@@ -1,0 +1,350 @@
+"""The web dashboard in a real headless Chromium (Playwright), against a real collector process
+fed over OTLP by real (small, numpy) trainings recorded with the DfAnalyzer API.
+
+Screenshots of every page go to tests/artifacts/screenshots/; the finished execution page is
+also saved as docs/dashboard-execution.png for the README.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dlprov_otel.collector import client
+
+import dlprov_otel
+from tests.collector_proc import CollectorProcess, start_collector
+from tests.dashboard_training import DigitsRun
+
+pytestmark = pytest.mark.collector
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
+DOCS_SHOT = ROOT / "docs" / "dashboard-execution.png"
+CHROMIUM = os.environ.get("DLPROV_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+KILLED_AFTER = "2"  # seconds without spans before a RUNNING run whose process is gone is "killed"
+WAIT_MS = 15_000  # the pages poll every 1.5-2 s
+
+
+def fmt_num(v: float) -> str:
+    """The dashboard's number format (JavaScript: String(Number(v.toPrecision(4))))."""
+    text = repr(float(f"{v:.4g}"))
+    return text[:-2] if text.endswith(".0") else text
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright for Python is missing: pip install playwright (its driver; no browser download)")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set DLPROV_CHROMIUM)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DLPROV_UI_KILLED_AFTER", KILLED_AFTER)  # read by the collector process
+        col = start_collector(tmp_path_factory.mktemp("dashboard"))
+    yield col
+    assert col.stop() == 0, col.log_tail()
+
+
+@pytest.fixture(scope="module")
+def pipeline(collector: CollectorProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """This process's provenance pipeline, exporting OTLP to the collector."""
+    spool = tmp_path_factory.mktemp("spool")
+    tel = dlprov_otel.configure(endpoint=collector.url, schedule_delay=0.05, spool_dir=spool)
+    yield tel
+    dlprov_otel.shutdown()
+
+
+@pytest.fixture(scope="module")
+def runs(pipeline: Any, tmp_path_factory: pytest.TempPathFactory) -> list[DigitsRun]:
+    """Two finished trainings that differ in their learning rate."""
+    out = tmp_path_factory.mktemp("runs")
+    done = [DigitsRun(out / "fast", learning_rate=0.5, epochs=4).run(),
+            DigitsRun(out / "slow", learning_rate=0.05, epochs=4, seed=1).run()]
+    assert dlprov_otel.flush(30)
+    return done
+
+
+def shot(pg: Any, name: str, **kwargs: Any) -> Path:
+    path = SHOTS / f"{name}.png"
+    pg.screenshot(path=str(path), full_page=True, **kwargs)
+    return path
+
+
+def row(pg: Any, tag: str) -> Any:
+    return pg.locator(f'tr[data-tag="{tag}"]')
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
+
+
+def run_child(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {**env, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+
+
+# --- tests ----------------------------------------------------------------------------------------
+def test_live_training_on_the_execution_page(collector: CollectorProcess, pipeline: Any, page: Any,
+                                             tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    run = DigitsRun(tmp_path / "live", learning_rate=0.5, epochs=5, adapt_at=2).start()
+    run.epoch()
+    run.epoch()
+    assert dlprov_otel.flush(30)
+
+    # the executions list shows the run, running, with its two epochs
+    page.goto(collector.url + "/ui/")
+    expect(row(page, run.tag)).to_have_attribute("data-status", "RUNNING")
+    expect(row(page, run.tag).locator("td").nth(5)).to_contain_text("2")
+    shot(page, "executions")
+
+    # its page: one point per epoch, the values the training computed
+    row(page, run.tag).locator("a.run-link").click()
+    loss_points = page.locator('[data-metric="loss"] [data-series="loss"] circle.pt')
+    expect(loss_points).to_have_count(2)
+    plotted = [float(v) for v in loss_points.evaluate_all("els => els.map(e => e.dataset.y)")]
+    assert plotted == pytest.approx([h["loss"] for h in run.history], rel=1e-9)
+    expect(page.locator('[data-metric="loss"] [data-series="val_loss"] circle.pt')).to_have_count(2)
+    shot(page, "execution-running")
+
+    # a new epoch (after a learning-rate step) lands while the page is open
+    run.epoch()
+    assert dlprov_otel.flush(30)
+    expect(loss_points).to_have_count(3)
+    expect(page.locator('[data-metric="learning_rate"] .marker')).to_have_count(1)
+    lr = page.locator('[data-metric="learning_rate"] [data-series="learning_rate"] circle.pt')
+    expect(lr).to_have_count(3)
+    assert [float(v) for v in lr.evaluate_all("els => els.map(e => e.dataset.y)")] == [0.5, 0.5, 0.25]
+    expect(page.locator("#kpi-epochs")).to_have_text("3 / 5")
+
+    run.epoch()
+    run.epoch()
+    test = run.finish()
+    assert dlprov_otel.flush(30)
+    expect(page.locator(".run-head [data-status]")).to_have_attribute("data-status", "FINISHED")
+    expect(loss_points).to_have_count(5)
+    expect(page.locator(".kpi.accent .kpi-value")).to_have_text(fmt_num(test["accuracy"]))
+    # the timeline: load, split, train, the adaptation, test
+    expect(page.locator(".timeline-svg .task-row")).to_have_count(5)
+
+    # the lineage leads from the input dataset to the test metrics
+    edges = page.locator(".graph-svg path.edge").evaluate_all("els => els.map(e => [e.dataset.from, e.dataset.to])")
+    nodes = page.locator(".graph-svg g.node").evaluate_all("els => els.map(e => e.dataset.node)")
+    start = next(n for n in nodes if n.startswith("d:iinputdataset:"))
+    goal = next(n for n in nodes if n.startswith("d:otestmodel:"))
+    reach, frontier = {start}, [start]
+    while frontier:
+        frontier = [b for a, b in edges if a in frontier and b not in reach]
+        reach.update(frontier)
+    assert goal in reach, f"no lineage path from {start} to {goal}: {edges}"
+    assert "t:3" in reach  # through the training task
+
+    page.mouse.move(10, 10)
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "execution")
+    DOCS_SHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_SHOT), clip={"x": 0, "y": 0, "width": 1440, "height": 1400}, full_page=True)
+
+    # PROV-JSON, made by the PROV export for this execution
+    with page.expect_download() as info:
+        page.locator('a[data-prov="json"]').click()
+    doc = json.loads(Path(info.value.path()).read_text())
+    assert doc.get("activity") and doc.get("entity")
+    literal = [e["dlprov:loss"] for e in doc["entity"].values() if isinstance(e, dict) and "dlprov:loss" in e]
+    losses = [float(v["$"] if isinstance(v, dict) else v) for v in literal]
+    assert any(v == pytest.approx(h["loss"]) for v in losses for h in run.history[-1:])
+
+
+def test_compare_two_runs(collector: CollectorProcess, runs: list[DigitsRun], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(collector.url + "/ui/")
+    for r in runs:
+        expect(row(page, r.tag)).to_have_attribute("data-status", "FINISHED")
+        row(page, r.tag).locator('input[type="checkbox"]').check()
+    page.get_by_role("button", name="Compare 2 selected").click()
+    table = page.locator("#compare-table table")
+    expect(table.locator("thead th")).to_have_count(3)
+    expect(table.locator("tr.differs th")).to_have_text(["learning_rate"])
+    curves = page.locator('[data-compare-metric="loss"] g.series')
+    expect(curves).to_have_count(2)
+    for i, r in enumerate(runs):
+        points = curves.nth(i).locator("circle.pt")
+        expect(points).to_have_count(len(r.history))
+        assert [float(v) for v in points.evaluate_all("els => els.map(e => e.dataset.y)")] == pytest.approx(
+            [h["loss"] for h in r.history], rel=1e-9)
+    expect(page.locator(".scatter-pt")).to_have_count(2)
+    shot(page, "compare")
+
+
+def test_sql_console(collector: CollectorProcess, runs: list[DigitsRun], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    columns, rows = client.query(collector.url, 'SET SCHEMA "mnist"; SELECT * FROM otrainmodel')
+    assert len(rows) >= sum(len(r.history) for r in runs)
+    page.goto(collector.url + "/ui/#/query")
+    page.locator('button[data-example="epochs"]').click()
+    expect(page.locator("#sql-status")).to_contain_text(f"{len(rows)} rows")
+    expect(page.locator("#sql-result tbody tr")).to_have_count(len(rows))
+    expect(page.locator("#sql-result thead th")).to_have_text(columns)
+    shot(page, "query")
+
+    with page.expect_download() as info:
+        page.locator("#csv").click()
+    with open(info.value.path(), newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == columns and len(table) == len(rows) + 1
+    assert {r[columns.index("execution_tag")] for r in table[1:]} >= {r.tag for r in runs}
+
+    page.locator("textarea").fill('DROP TABLE "mnist".otrainmodel;')
+    page.locator("#run-sql").click()
+    expect(page.locator("#sql-error")).to_contain_text("Refused")
+    expect(page.locator("#sql-error")).to_contain_text("DROP")
+    shot(page, "query-refused")
+    # the table is still there, with its rows
+    assert client.query(collector.url, 'SELECT COUNT(*) FROM "mnist".otrainmodel')[1][0][0] >= len(rows)
+
+
+def test_dataflow_graph(collector: CollectorProcess, runs: list[DigitsRun], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(collector.url + "/ui/#/dataflows")
+    page.locator('a[data-dataflow="mnist"]').click()
+    expect(page.locator(".graph-svg g.node.transformation")).to_have_count(5)
+    expect(page.locator(".graph-svg g.node.set")).to_have_count(11)
+    # every input and output of every transformation is an edge
+    expect(page.locator(".graph-svg path.edge")).to_have_count(16)
+    expect(page.locator('[data-node="s:otrainmodel"] .attr')).to_contain_text(["timestamp", "elapsed_time", "loss"])
+    shot(page, "dataflow")
+
+
+def test_killed_run_is_marked(collector: CollectorProcess, page: Any, subprocess_env: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    child = run_child(["-m", "tests.dashboard_training", "--endpoint", collector.url, "--kill"], subprocess_env)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    tag = child.stdout.strip().splitlines()[-1]
+    page.goto(collector.url + "/ui/")
+    expect(row(page, tag)).to_have_attribute("data-status", "KILLED")
+    row(page, tag).locator("a.run-link").click()
+    expect(page.locator(".warn-box")).to_contain_text("no span arrived")
+
+
+def test_token_empty_state_and_unreachable_collector(browser: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    col = start_collector(tmp_path / "collector", token="dashboard-secret")
+    try:
+        assert get(col.url + "/ui/api/executions")[0] == 401  # data needs the token
+        status, body = get(col.url + "/ui/")  # the app itself does not
+        assert status == 200 and b'type="module"' in body
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        pg = context.new_page()
+        pg.set_default_timeout(WAIT_MS)
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.goto(col.url + "/ui/")
+        expect(pg.locator("#banner")).to_contain_text("requires a token")
+        pg.locator('#banner input[type="password"]').fill("dashboard-secret")
+        pg.locator("#banner button").click()
+        expect(pg.locator("#no-runs")).to_contain_text("No runs yet")
+        expect(pg.locator("#banner")).to_be_hidden()
+        shot(pg, "executions-empty")
+        pg.goto(col.url + "/ui/#/executions/no-such-run")
+        expect(pg.locator("main")).to_contain_text("No such execution")
+        pg.goto(col.url + "/ui/")
+        expect(pg.locator("#no-runs")).to_be_visible()
+        assert col.stop() == 0
+        expect(pg.locator("#banner")).to_contain_text("Collector unreachable")
+        expect(pg.locator("#conn")).to_contain_text("unreachable")
+        shot(pg, "collector-unreachable")
+        context.close()
+        assert not errors, errors
+    finally:
+        col.stop()
+
+
+def test_dlprov_ui_serves_a_local_store(browser: Any, tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    store = tmp_path / "store"
+    child = run_child(["-m", "tests.dashboard_training", "--store", str(store), "--epochs", "2",
+                       "--out", str(tmp_path)], subprocess_env)
+    assert child.returncode == 0, child.stderr[-2000:]
+    tag = child.stdout.strip().splitlines()[-1]
+    env = {**subprocess_env, "PYTHONPATH": str(ROOT)}
+    env.pop("DLPROV_TOKEN", None)
+    ui = subprocess.Popen([sys.executable, "-m", "dlprov_otel.ui.cli", "--store", str(store), "--port", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        assert ui.stdout is not None
+        while url is None and time.monotonic() < deadline:
+            line = ui.stdout.readline()
+            if not line:
+                break
+            if line.startswith("DLProv dashboard: "):
+                url = line.split()[2]
+        assert url and url.endswith("/ui/"), f"dlprov ui did not announce its address (exit {ui.poll()})"
+        status, body = get(url + "api/executions")
+        assert status == 200
+        items = json.loads(body)["executions"]
+        assert [(e["tag"], e["status"], e["epochs"]) for e in items] == [(tag, "FINISHED", 2)]
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        pg = context.new_page()
+        pg.goto(url)
+        expect(row(pg, tag)).to_have_attribute("data-status", "FINISHED", timeout=WAIT_MS)
+        context.close()
+    finally:
+        ui.send_signal(signal.SIGTERM)
+        try:
+            assert ui.wait(20) == 0
+        finally:
+            if ui.poll() is None:
+                ui.kill()
