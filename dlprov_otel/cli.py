@@ -23,6 +23,7 @@ PLUGINS = (
     "dlprov_otel.prov.cli",
     "dlprov_otel.neo4j_loader",
     "dlprov_otel.collector.cli",
+    "dlprov_otel.ui.cli",
 )
 
 

@@ -152,7 +152,7 @@ class DLProvLightningCallback(pl.Callback):
     ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if self._losses is not None and loss is not None and getattr(loss, "ndim", None) == 0:
-            self._losses.add_loss(loss)  # detached, on its device: no sync per step
+            self._losses.add_loss(loss)  # no device sync per step
         if self._optimizer is not None and dlprov_torch._lrs(self._optimizer) != self._lrs:
             self._guard("lr", self._check_lr, trainer, True)
 

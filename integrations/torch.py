@@ -14,9 +14,10 @@ patches a few PyTorch entry points and derives, from an unmodified script, in th
   class, and ``num_epochs`` when the script names it (a variable such as ``epochs`` or
   ``args.epochs`` in the training loop's frames; else NULL).
 - one ``otrainmodel`` row per full pass over a DataLoader during which ``backward()`` ran:
-  elapsed time, the mean of the backpropagated losses (kept as detached tensors on their
-  device and read with one ``.item()`` per epoch, so no extra device sync per step),
-  samples, batches, learning rate; and ``val_loss``/``val_accuracy`` of the evaluation pass
+  elapsed time, the mean of the backpropagated losses (on an accelerator kept as detached
+  tensors, summed on the device and read with one ``.item()`` per epoch, so no extra device
+  sync per step; on the CPU, where ``.item()`` is a plain read, summed as floats), samples,
+  batches, learning rate; and ``val_loss``/``val_accuracy`` of the evaluation pass
   that follows (a full pass without backward in which a loss module ran under
   ``torch.no_grad()`` or ``model.eval()``; accuracy for CrossEntropy/NLL/BCE losses, else
   NULL; a validation run inside the training pass, every N steps, gives the last one). A
@@ -75,7 +76,7 @@ logger = logging.getLogger(__name__)
 
 DATAFLOW_ENV = "DLPROV_DATAFLOW"
 DEFAULT_DATAFLOW = "torch"
-_FOLD = 64  # losses kept before they are summed on their device (no sync; few objects for the GC)
+_FOLD = 64  # device losses kept before they are summed on the device (no sync, few objects)
 _EPOCH_NAMES = (
     "num_epochs", "n_epochs", "epochs", "max_epochs", "nb_epochs", "total_epochs",
     "NUM_EPOCHS", "N_EPOCHS", "EPOCHS", "MAX_EPOCHS",
@@ -156,8 +157,8 @@ class _Pass:
     """Accumulators of one pass over a DataLoader (or of the steps outside any pass)."""
 
     __slots__ = (
-        "correct", "eval_calls", "eval_losses", "eval_n", "eval_partial", "extra", "grad", "info",
-        "loader", "losses", "partial", "steps", "t0", "total",
+        "correct", "cpu_sum", "eval_calls", "eval_cpu_sum", "eval_losses", "eval_n", "eval_partial", "extra",
+        "grad", "info", "loader", "losses", "partial", "steps", "t0", "total",
     )  # fmt: skip
 
     def __init__(self, loader: Any = None, info: _LoaderInfo | None = None, grad: bool = True) -> None:
@@ -165,9 +166,14 @@ class _Pass:
         self.info = info
         self.grad = grad
         self.t0 = time.perf_counter()
-        self.losses: list[Any] = []  # detached 0-d loss tensors of backward() calls
-        self.partial: Any = None  # folded sum of earlier losses (float64 tensor)
+        # Losses of backward() calls. On the CPU, .item() is a plain read: summed as floats,
+        # nothing is kept. On an accelerator, .item() would wait for the device: the detached
+        # 0-d tensors are kept and summed on the device every _FOLD steps, read once per epoch.
+        self.cpu_sum = 0.0
+        self.losses: list[Any] = []
+        self.partial: Any = None  # folded sum of earlier device losses (float64 tensor)
         self.steps = 0
+        self.eval_cpu_sum = 0.0
         self.eval_losses: list[Any] = []
         self.eval_partial: Any = None
         self.eval_n = 0  # scalar evaluation losses
@@ -187,26 +193,35 @@ class _Pass:
         return s if partial is None else partial + s.to(partial.device)
 
     def add_loss(self, loss: Any) -> None:
-        self.losses.append(loss.detach())
+        if loss.is_cpu:
+            self.cpu_sum += loss.item()
+        else:
+            self.losses.append(loss.detach())
+            if len(self.losses) >= _FOLD:
+                self.partial = self._fold(self.losses, self.partial)
+                self.losses = []
         self.steps += 1
-        if len(self.losses) >= _FOLD:
-            self.partial = self._fold(self.losses, self.partial)
-            self.losses = []
 
     def mean_loss(self) -> float | None:
         if not self.steps:
             return None
-        total = self._fold(self.losses, self.partial) if self.losses else self.partial
-        return float(total.item()) / self.steps  # the one device sync of the epoch
+        total = self.cpu_sum
+        device = self._fold(self.losses, self.partial) if self.losses else self.partial
+        if device is not None:
+            total += float(device.item())  # the one device sync of the epoch
+        return total / self.steps
 
     def add_eval(self, loss_module: Any, out: Any, args: tuple, kwargs: dict) -> None:
         self.eval_calls += 1
         if getattr(out, "ndim", None) == 0:
-            self.eval_losses.append(out.detach())
             self.eval_n += 1
-            if len(self.eval_losses) >= _FOLD:
-                self.eval_partial = self._fold(self.eval_losses, self.eval_partial)
-                self.eval_losses = []
+            if out.is_cpu:
+                self.eval_cpu_sum += out.item()
+            else:
+                self.eval_losses.append(out.detach())
+                if len(self.eval_losses) >= _FOLD:
+                    self.eval_partial = self._fold(self.eval_losses, self.eval_partial)
+                    self.eval_losses = []
         inp = args[0] if args else kwargs.get("input")
         tgt = args[1] if len(args) > 1 else kwargs.get("target")
         hit = _correct(loss_module, inp, tgt)
@@ -217,8 +232,11 @@ class _Pass:
     def eval_metrics(self) -> dict[str, Any]:
         loss = None
         if self.eval_n:
-            total = self._fold(self.eval_losses, self.eval_partial) if self.eval_losses else self.eval_partial
-            loss = float(total.item()) / self.eval_n
+            total = self.eval_cpu_sum
+            device = self._fold(self.eval_losses, self.eval_partial) if self.eval_losses else self.eval_partial
+            if device is not None:
+                total += float(device.item())
+            loss = total / self.eval_n
         acc = float(self.correct.item()) / self.total if self.correct is not None and self.total else None
         return {"loss": loss, "accuracy": acc}
 
@@ -464,11 +482,7 @@ class Recorder:
     # -- training steps -------------------------------------------------------------------------
     def on_backward(self, loss: Any) -> None:
         cur = self._cur
-        cur.losses.append(loss.detach())  # on its device: no sync
-        cur.steps += 1
-        if len(cur.losses) >= _FOLD:
-            cur.partial = cur._fold(cur.losses, cur.partial)
-            cur.losses = []
+        cur.add_loss(loss)  # no device sync
         if cur.steps == 1:  # first step of a pass: the previous epoch is complete
             with self.lock:
                 try:

@@ -54,6 +54,18 @@ if ! command -v dot >/dev/null 2>&1; then
 fi
 command -v dot >/dev/null 2>&1 && log "graphviz: $(dot -V 2>&1)"
 
+# --- chromium (dashboard tests drive it with Playwright; never a downloaded browser) -----------
+if [[ ",$EXTRAS," == *",dev,"* && ",$EXTRAS," == *",collector,"* ]] && ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium from Debian (headless browser for the dashboard tests)"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || die "apt-get install chromium failed"
+  else
+    log "WARNING: chromium not found and apt-get unavailable: the dashboard tests will fail with a hint"
+  fi
+fi
+
 # --- the project ------------------------------------------------------------------------------
 log "installing dlprov-otel[$EXTRAS] (editable)"
 "$VPY" -m pip install --quiet -e ".[$EXTRAS]"

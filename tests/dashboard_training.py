@@ -144,6 +144,11 @@ class DigitsRun:
         self.test = {"loss": loss, "accuracy": acc}
         return self.test
 
+    def fail(self, error: BaseException) -> None:
+        """End the training and the execution as FAILED with ``error``."""
+        self.t3.end(error=error)
+        execution_for(self.tag, DATAFLOW).end(error=error)
+
     def run(self) -> DigitsRun:
         """The whole training at once."""
         self.start()

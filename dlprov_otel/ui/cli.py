@@ -16,6 +16,13 @@ import threading
 from collections.abc import Sequence
 
 DEFAULT_PORT = 8765
+DESCRIPTION = (
+    "Serve the DLProv web dashboard (live training charts, runs compared, lineage, PROV downloads, "
+    "a read-only SQL console) for a store, at http://HOST:PORT/ui/. It is the collector's HTTP front end, "
+    "so OTLP/HTTP ingest and /v1/sql answer on the same port. Embedded MonetDB admits one process: "
+    "to watch a training that writes into a store, run the training against a collector "
+    "(dlprov collector serve serves the same dashboard under /ui/)."
+)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -62,7 +69,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "ui",
         help="web dashboard: live training charts, runs compared, lineage, SQL console",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=DESCRIPTION,
     )
     add_arguments(p)
     p.set_defaults(func=_serve)
@@ -72,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m dlprov_otel.ui.cli [options]``: the same as ``dlprov ui``."""
     from dlprov_otel.errors import DLProvError
 
-    parser = argparse.ArgumentParser(prog="dlprov ui", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="dlprov ui", description=DESCRIPTION)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -154,6 +154,26 @@ def effective_status(status: str | None, idle_s: float | None, processes: list[d
     return KILLED
 
 
+def _run_state(e: dict[str, Any], processes: list[dict[str, Any]], last: dt.datetime | None,
+               now: dt.datetime) -> dict[str, Any]:
+    """Status (killed detected), times and idleness of an execution row."""
+    idle = _seconds(last, now)
+    status = effective_status(e["status"], idle, processes)
+    running = (e["status"] or semconv.RUNNING) == semconv.RUNNING
+    # a killed run ended with its last span; a running one lasts until now
+    end = e["end_time"] if not running else (last if status == KILLED else None)
+    return {
+        "status": status,
+        "recorded_status": e["status"],
+        "start_time": e["start_time"],
+        "end_time": e["end_time"],
+        "last_activity": last,
+        "duration_s": _seconds(e["start_time"], end or now),
+        "idle_s": idle,
+        "_end": end,
+    }
+
+
 # --- dataflows ------------------------------------------------------------------------------
 def list_dataflows(store: Store) -> list[dict[str, Any]]:
     """Every dataflow with its version, sizes and how many runs it has."""
@@ -326,23 +346,28 @@ def _attributes(row: dict[str, Any], long_text: int | None = None) -> dict[str, 
 
 
 def _per_execution(store: Store, schema: str, table: str, columns: list[tuple[str, str]],
-                   tags: Sequence[str], last_by: str | None) -> dict[str, tuple[dict[str, Any], int]]:
-    """(last row, row count) of a set relation for each execution in ``tags``."""
+                   tags: Sequence[str], last: bool = True) -> dict[str, tuple[dict[str, Any], int]]:
+    """(last or first emitted row, row count) of a set relation for each execution in ``tags``;
+    only those rows are read, however long the runs."""
     qualified = _table(schema, table)
     names = {c for c, _ in columns}
-    if not qualified or "execution_tag" not in names or not tags:
+    if not qualified or not {"execution_tag", "emitted_at"} <= names or not tags:
         return {}
-    order = quote_ident(last_by) if last_by in names else "emitted_at"
     rows = _rows(
         store,
-        f"SELECT * FROM {qualified} WHERE execution_tag IN ({_in(tags)}) ORDER BY execution_tag, {order}, emitted_at",
+        f"SELECT o.*, l.dlprov_rows FROM {qualified} o JOIN (SELECT execution_tag AS dlprov_tag, "
+        f"{'MAX' if last else 'MIN'}(emitted_at) AS dlprov_at, COUNT(*) AS dlprov_rows FROM {qualified} "
+        f"WHERE execution_tag IN ({_in(tags)}) GROUP BY execution_tag) l "
+        "ON o.execution_tag = l.dlprov_tag AND o.emitted_at = l.dlprov_at "
+        # two epochs in one millisecond: the later epoch wins
+        f"ORDER BY {'o.epoch, ' if 'epoch' in names else ''}o.idx",
         list(tags),
     )
     out: dict[str, tuple[dict[str, Any], int]] = {}
     for r in rows:
-        tag = r["execution_tag"]
-        count = out[tag][1] + 1 if tag in out else 1
-        out[tag] = (r, count)
+        n = int(r.pop("dlprov_rows"))
+        if r["execution_tag"] not in out or last:  # rows of one span: the first, or the last, element
+            out[r["execution_tag"]] = (r, n)
     return out
 
 
@@ -372,33 +397,26 @@ def list_executions(store: Store) -> dict[str, Any]:
         for start in range(0, len(tags), 200):
             chunk = tags[start : start + 200]
             if HYPERPARAMETER_SET in tables:
-                hparams.update(_per_execution(store, flow, HYPERPARAMETER_SET, tables[HYPERPARAMETER_SET], chunk, None))
+                hparams.update(_per_execution(store, flow, HYPERPARAMETER_SET, tables[HYPERPARAMETER_SET], chunk,
+                                              last=False))
             if METRIC_SET in tables:
-                metrics.update(_per_execution(store, flow, METRIC_SET, tables[METRIC_SET], chunk, "epoch"))
+                metrics.update(_per_execution(store, flow, METRIC_SET, tables[METRIC_SET], chunk))
             if TEST_SET in tables:
-                tests.update(_per_execution(store, flow, TEST_SET, tables[TEST_SET], chunk, None))
+                tests.update(_per_execution(store, flow, TEST_SET, tables[TEST_SET], chunk))
     items = []
     for e in execs:
         tag = e["tag"]
         procs = processes.get(tag, [])
         traces = {e["trace_id"], *(p["trace_id"] for p in procs)}
         last = max((activity[t] for t in traces if t in activity), default=None)
-        idle = _seconds(last, now)
-        running = (e["status"] or semconv.RUNNING) == semconv.RUNNING
-        status = effective_status(e["status"], idle, procs)
-        end = e["end_time"] if not running else (last if status == KILLED else None)
+        state = _run_state(e, procs, last, now)
+        state.pop("_end")
         counts = tasks.get(tag, {})
         items.append(
             {
                 "tag": tag,
                 "dataflow": e["dataflow_tag"],
-                "status": status,
-                "recorded_status": e["status"],
-                "start_time": e["start_time"],
-                "end_time": e["end_time"],
-                "last_activity": last,
-                "duration_s": _seconds(e["start_time"], end or now),
-                "idle_s": idle,
+                **state,
                 "scientist": e["scientist"],
                 "service": e["service_name"],
                 "world_size": e["world_size"],
@@ -439,11 +457,8 @@ def execution_detail(store: Store, tag: str) -> dict[str, Any]:
     )
     procs = _processes(store, [tag]).get(tag, [])
     activity = _last_activity(store, sorted({e["trace_id"], *(p["trace_id"] for p in procs)} - {None}))
-    last = max(activity.values(), default=None)
-    idle = _seconds(last, now)
-    status = effective_status(e["status"], idle, procs)
-    running = (e["status"] or semconv.RUNNING) == semconv.RUNNING
-    end = e["end_time"] if not running else (last if status == KILLED else None)
+    state = _run_state(e, procs, max(activity.values(), default=None), now)
+    end = state.pop("_end")
     spec = latest_specs(store).get(flow or "", {"transformations": [], "sets": []})
     sets = _set_rows(store, flow, tag, spec) if flow else {}
     for t in tasks:
@@ -455,13 +470,7 @@ def execution_detail(store: Store, tag: str) -> dict[str, Any]:
         "now": now,
         "tag": tag,
         "dataflow": flow,
-        "status": status,
-        "recorded_status": e["status"],
-        "start_time": e["start_time"],
-        "end_time": e["end_time"],
-        "last_activity": last,
-        "duration_s": _seconds(e["start_time"], end or now),
-        "idle_s": idle,
+        **state,
         "killed_after_s": killed_after_s(),
         "scientist": e["scientist"],
         "service": e["service_name"],

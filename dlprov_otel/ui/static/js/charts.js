@@ -31,7 +31,8 @@ export function tickFormat(ticks) {
     const digits = Math.max(1, Math.min(6, Math.ceil(Math.log10(big / step)) + 1));
     return (v) => (v === 0 ? "0" : v.toExponential(digits - 1));
   }
-  const decimals = Math.max(0, Math.min(10, Math.ceil(-Math.log10(step) - 1e-9)));
+  let decimals = 0; // the fewest that write the step exactly (0.25 needs 2)
+  while (decimals < 10 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-6) decimals++;
   return (v) => String(Number(v.toFixed(decimals)));
 }
 
@@ -81,7 +82,7 @@ export function lineChart({ series, xLabel = "epoch", yLabel = "", markers = [],
     return wrap;
   }
   let [x0, x1] = xs;
-  if (x0 === x1) { x0 -= 1; x1 += 1; }
+  if (x0 === x1) { x0 -= 0.5; x1 += 0.5; } // one epoch: centred, no negative epoch on the axis
   const [y0, y1] = padDomain(ys);
   const X = (v) => m.left + ((v - x0) / (x1 - x0)) * iw;
   const Y = (v) => m.top + ih - ((v - y0) / (y1 - y0)) * ih;

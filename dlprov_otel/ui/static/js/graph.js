@@ -8,9 +8,9 @@ import { s } from "./util.js";
 let markerSeq = 0;
 const ctx = document.createElement("canvas").getContext("2d");
 
-/** Width of `text` in pixels in `font` (CSS font shorthand). */
-export function textWidth(text, font = "12px system-ui, sans-serif") {
-  ctx.font = font;
+/** Width of `text` in pixels in `font` (CSS font shorthand; "11px" alone: the page's family). */
+export function textWidth(text, font = "12px") {
+  ctx.font = /^[\d\s.a-z]*px$/.test(font) ? `${font} ${getComputedStyle(document.body).fontFamily}` : font;
   return ctx.measureText(String(text)).width;
 }
 

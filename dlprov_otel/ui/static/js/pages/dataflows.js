@@ -29,7 +29,7 @@ export async function renderList(main, { ctx }) {
 
 function graphOf(doc, onPick) {
   // the fonts of the CSS classes node-title, attr and attr-type
-  const FONT = "600 12px system-ui, sans-serif", TYPE = "9.5px system-ui, sans-serif";
+  const FONT = "600 12px", TYPE = "9.5px";
   const MONO = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace';
   const produced = new Set(doc.transformations.flatMap((t) => t.output));
   const nodes = [];

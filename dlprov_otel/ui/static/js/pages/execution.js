@@ -99,11 +99,14 @@ function dataLines(n) {
     const metric = last.find(([k]) => k === "loss") || last.find(([k]) => k !== "epoch" && k !== "elapsed_time") || last[0];
     return [`${n.count} elements`, metric ? `last ${metric[0]}: ${shortValue(metric[1])}` : null].filter(Boolean);
   }
-  return pick(n.first, 2).map(([k, v]) => `${k}: ${shortValue(v)}`);
+  return pick(n.first, 2).map(([k, v]) => {
+    const line = `${k}: ${shortValue(v)}`;
+    return line.length > 32 ? line.slice(0, 31) + "…" : line;
+  });
 }
 
 function lineageGraph(doc) {
-  const FONT = "600 12px system-ui, sans-serif", SMALL = "11px system-ui, sans-serif";
+  const FONT = "600 12px", SMALL = "11px"; // .node-title and .node-line
   const nodes = doc.lineage.nodes.map((n) => {
     if (n.kind === "task") {
       const label = `${n.label} #${n.task_id}`;
@@ -112,7 +115,7 @@ function lineageGraph(doc) {
     }
     const lines = dataLines(n);
     const w = Math.max(textWidth(n.label, FONT), ...lines.map((l) => textWidth(l, SMALL))) + 26;
-    return { ...n, title: n.label, lines, w: Math.max(96, Math.min(w, 196)), h: 24 + 14 * lines.length };
+    return { ...n, title: n.label, lines, w: Math.max(96, Math.min(w, 220)), h: 24 + 14 * lines.length };
   });
   const drawNode = (n) => {
     const g = s("g", { class: ["node", n.kind === "task" ? "activity" : "entity", `st-${(n.status || "").toLowerCase()}`],
