@@ -369,6 +369,8 @@ def summarize(runs: list[dict]) -> dict[str, dict]:
     med = {v: {k: statistics.median(x[k] for x in rs) for k in keys} for v, rs in by.items()}
     base = med["none"]
     base_by_rep = {r["rep"]: r for r in by["none"]}
+    # resolution: how far the untraced runs themselves spread (half their range, % of median)
+    noise = {k: (max(x[k] for x in by["none"]) - min(x[k] for x in by["none"])) / 2 / base[k] * 100 for k in keys}
     out: dict[str, dict] = {}
     for v, m in med.items():
         pairs = [r["epoch_s"] / base_by_rep[r["rep"]]["epoch_s"] for r in by[v] if r["rep"] in base_by_rep]
@@ -380,6 +382,8 @@ def summarize(runs: list[dict]) -> dict[str, dict]:
             "fixed_median_s": m["fixed_s"],
             "epoch_overhead_pct": (m["epoch_s"] / base["epoch_s"] - 1) * 100,
             "epoch_pair_ratio_median": statistics.median(pairs),
+            "epoch_noise_pct": noise["epoch_s"],
+            "wall_noise_pct": noise["wall_s"],
             "epoch_cpu_median_s": m["epoch_cpu_s"],
             "epoch_cpu_overhead_pct": (m["epoch_cpu_s"] / base["epoch_cpu_s"] - 1) * 100,
             "wall_overhead_pct": (m["wall_s"] / base["wall_s"] - 1) * 100,

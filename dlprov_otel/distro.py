@@ -59,6 +59,12 @@ class DLProvConfigurator(_BaseConfigurator):
         endpoint = kwargs.get("endpoint")
         if store is None and endpoint is None and (not _asks_for_dlprov() or _is_worker()):
             return  # configured on first use (dlprov_otel.telemetry())
+        from .ranks import is_launcher
+
+        if is_launcher():
+            # `opentelemetry-instrument torchrun ...`: the launcher trains nothing; opening the
+            # embedded store here would lock rank 0 out of it
+            return
         if store is None and endpoint is None and _dlprov_exporter() and not os.environ.get("DLPROV_ENDPOINT"):
             # OTEL_TRACES_EXPORTER=dlprov names the in-process MonetDB exporter: a generic
             # OTEL_EXPORTER_OTLP_ENDPOINT must not divert the provenance elsewhere

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# TensorFlow and torch's triton abort the process (an LLVM error) when TensorFlow is imported
+# first and a torch optimizer then loads triton; loading triton first works. Keras tests import
+# TensorFlow at collection, so torch's compiler stack goes first.
+if importlib.util.find_spec("torch") is not None:
+    import torch._dynamo  # noqa: F401
 
 # Tests never write into the user's spool.
 os.environ.setdefault("DLPROV_SPOOL_DIR", str(Path(__file__).parent / "artifacts" / "spool"))

@@ -102,6 +102,13 @@ def test_overhead_verdicts_per_epoch_and_whole_run(report: ModuleType, tmp_path:
     missed = report.table(write(tmp_path / "missed", overhead=overhead(2.5, 3.0)))
     assert row(missed, "| Keras · DLProv in-process").endswith("per epoch **not met**, whole run **not met** |")
 
+    # when the runs without provenance spread wider than the target, the verdict says so
+    noisy = overhead(0.4, 3.0)
+    noisy["frameworks"]["keras"]["summary"]["dlprov"].update(epoch_noise_pct=12.0, wall_noise_pct=0.5)
+    line = row(report.table(write(tmp_path / "noisy", overhead=noisy)), "| Keras · DLProv in-process")
+    assert "+0.4 % ±12.0 (CPU +0.2 %)" in line and "+3.0 % ±0.5" in line
+    assert line.endswith("per epoch met (noise ±12 %), whole run **not met** |")
+
     # the comparisons carry the third-party reference and no verdict of ours
     assert row(met, "| Keras · MLflow").endswith("| — (comparison) |")
     assert "+35 %" in row(met, "| Keras · original DLProv pattern")

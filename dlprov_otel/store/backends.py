@@ -147,7 +147,9 @@ class EmbeddedBackend(Backend):
         if self.cur.description is None:
             return [], []
         cols = [d[0] for d in self.cur.description]
-        return cols, [tuple(r) for r in self.cur.fetchall()]
+        # monetdbe hands a NULL double back as NaN; the store never holds NaN (NaN is stored
+        # as NULL), so NaN here always means NULL
+        return cols, [tuple(None if type(v) is float and v != v else v for v in r) for r in self.cur.fetchall()]
 
     def append(
         self, schema: str, table: str, columns: list[tuple[str, str]], data: dict[str, list[Any]], n: int
