@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 import dlprov_otel
-from dlprov_otel import DataSet, Dataflow, Element, Task
+from dlprov_otel import Dataflow, DataSet, Element, Task
 
 URL = os.environ.get("DLPROV_TEST_MONETDB_URL")
 pytestmark = [
@@ -41,7 +41,9 @@ def test_seed_flow_on_a_server(server):
         t.save()
     t.end()
     assert server.flush()
-    res = server.store.run_script([f'SET SCHEMA "{tag}"', "SELECT epoch, loss, val_loss FROM otrainmodel ORDER BY epoch"])
+    res = server.store.run_script(
+        [f'SET SCHEMA "{tag}"', "SELECT epoch, loss, val_loss FROM otrainmodel ORDER BY epoch"]
+    )
     assert res.rows == [(0.0, 0.5, None), (1.0, 0.25, None)]
     (hp,) = server.store.run_script([f'SET SCHEMA "{tag}"', "SELECT * FROM itrainmodel"]).as_dicts()
     assert hp["optimizer_name"] == "adam" and hp["learning_rate"] == 0.001
