@@ -121,25 +121,25 @@ def _teardown(variant: str, framework: str, tool: Any) -> None:
             finish()
         if not dlprov_otel.flush(120):
             raise RuntimeError("provenance was not flushed")
+        dlprov_otel.shutdown()  # what the end of a script pays: the store is closed
     elif variant == "mlflow" and tool.active_run() is not None:
         tool.end_run()
 
 
 def _verify(variant: str, framework: str, a: argparse.Namespace, tool: Any) -> int:
-    """How many epoch rows the tool stored for this run (must equal the epochs)."""
+    """How many epoch rows the tool stored for this run (must equal the epochs); not timed."""
     sql = f"SELECT COUNT(*) FROM \"{framework}\".\"otrainmodel\" WHERE execution_tag = '{a.exec_tag}'"
     if variant == "dlprov":
-        import dlprov_otel
+        from dlprov_otel.store import open_store
 
-        n = dlprov_otel.get_store().query(sql).rows[0][0]
-        dlprov_otel.shutdown()
-        return int(n)
+        store = open_store(a.store)
+        try:
+            return int(store.query(sql).rows[0][0])
+        finally:
+            store.close()
     if variant == "dlprov_otlp":
         from dlprov_otel.collector import client
 
-        import dlprov_otel
-
-        dlprov_otel.shutdown()
         return int(client.query(a.endpoint, sql)[1][0][0])
     if variant == "mlflow":
         run = tool.last_active_run()
@@ -412,11 +412,18 @@ def plot(result: dict, path: Path) -> None:
         s = result["frameworks"][fw]["summary"]
         vs = [v for v in VARIANTS if v in s and v != "none"]
         xs = [j + i * width for j in range(len(vs))]
-        for ax, key in zip(axes, ("epoch_overhead_pct", "wall_overhead_pct", "fixed_extra_s"), strict=True):
-            ax.bar(xs, [s[v][key] for v in vs], width, label=fw)
+        panels = (
+            ("epoch_overhead_pct", "epoch_noise_pct"),
+            ("wall_overhead_pct", "wall_noise_pct"),
+            ("fixed_extra_s", None),
+        )
+        for ax, (key, noise) in zip(axes, panels, strict=True):
+            # error bars: the spread of the runs without provenance, the resolution of the figure
+            err = [s[v][noise] for v in vs] if noise else None
+            ax.bar(xs, [s[v][key] for v in vs], width, yerr=err, capsize=3, label=fw)
             ax.set_xticks([j + width * (len(fws) - 1) / 2 for j in range(len(vs))], vs, rotation=20)
-    axes[0].set_title("per-epoch overhead vs none (%)")
-    axes[1].set_title("whole-run overhead vs none (%)")
+    axes[0].set_title("per-epoch overhead vs none (%, ± noise)")
+    axes[1].set_title("whole-run overhead vs none (%, ± noise)")
     axes[2].set_title("extra fixed (start/stop) cost (s)")
     for ax in axes[:2]:
         ax.axhline(TARGET_PCT, color="red", linestyle="--", linewidth=1, label="target 1 %")
@@ -473,6 +480,13 @@ def main() -> int:
     unknown = set(frameworks) - set(FRAMEWORKS) | set(variants) - set(VARIANTS)
     if unknown:
         ap.error(f"unknown: {sorted(unknown)}")
+    import importlib.util
+
+    skipped = {}
+    if "mlflow" in variants and importlib.util.find_spec("mlflow") is None:
+        variants.remove("mlflow")  # said in the output and the JSON, not silently
+        skipped["mlflow"] = "not installed (pip install mlflow-skinny sqlalchemy alembic)"
+        print("mlflow variant skipped:", skipped["mlflow"], file=sys.stderr)
 
     sys.path.insert(0, str(ROOT))
     from bench_core import machine
@@ -492,6 +506,7 @@ def main() -> int:
             "mlflow": "keras: mlflow.keras.autolog(log_models=False); torch: log_params + log_metrics per epoch",
         },
         "target_percent": TARGET_PCT,
+        "skipped_variants": skipped,
         "services": {},
         "frameworks": {},
     }

@@ -210,9 +210,13 @@ def table(results: Path = RESULTS) -> str:
             "|---|---|---|---|---|---|",
         ]
         lines += ["| " + " | ".join(r) + " |" for r in ov_rows]
+        for variant, why in (ov.get("skipped_variants") or {}).items():
+            lines += ["", f"Not measured: {VARIANTS.get(variant, (variant,))[0]}: {why}."]
     plots = sorted(p.name for p in results.glob("*.png"))
     if plots:
         lines += ["", "Plots: " + ", ".join(f"`bench/results/{p}`" for p in plots) + "."]
+    if (results / "notes.md").exists():
+        lines += ["Where a target is missed, the bottleneck and its profile: `bench/results/notes.md`."]
     return "\n".join(lines)
 
 

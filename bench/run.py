@@ -19,7 +19,6 @@ SCRIPTS = {
     "bench_core.py": ["--quick"],
     "bench_collector.py": ["--spans", "2000", "--repeat", "1", "--producer-spans", "4000"],
     "bench_torch_overhead.py": ["--quick"],
-    "bench_keras_overhead.py": ["--quick"],
     "bench_overhead.py": ["--quick"],
     "bench_prov_scale.py": ["--quick"],
 }

@@ -113,6 +113,13 @@ def test_overhead_verdicts_per_epoch_and_whole_run(report: ModuleType, tmp_path:
     assert row(met, "| Keras · MLflow").endswith("| — (comparison) |")
     assert "+35 %" in row(met, "| Keras · original DLProv pattern")
     assert "| Keras · DLProv → collector" not in met  # no such variant in these results
+    assert "Not measured" not in met
+
+    skipped = overhead(0.4, 0.9)
+    del skipped["frameworks"]["keras"]["summary"]["mlflow"]
+    skipped["skipped_variants"] = {"mlflow": "not installed"}
+    t = report.table(write(tmp_path / "skipped", overhead=skipped))
+    assert "| Keras · MLflow" not in t and "Not measured: MLflow (SQLite store): not installed." in t
 
 
 def test_collector_and_scale_rows(report: ModuleType, tmp_path: Path) -> None:
