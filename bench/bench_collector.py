@@ -75,9 +75,8 @@ def _producer(url: str, n: int, tag: str, ready: mp.Queue, go: mp.Event, out: mp
     ready.put(1)
     go.wait()
     t0 = time.monotonic()  # system-wide clock: comparable between processes
-    for body in bodies:
-        post(url, body)
-    out.put((t0, time.monotonic()))
+    acks = [post(url, body) for body in bodies]
+    out.put((t0, time.monotonic(), acks))
 
 
 def bench_producers(url: str, total: int, producers: int) -> dict[str, float]:
@@ -94,11 +93,12 @@ def bench_producers(url: str, total: int, producers: int) -> dict[str, float]:
         ready.get(timeout=300)
     go.set()
     spans = [out.get(timeout=600) for _ in procs]
+    acks = sorted(a for *_, batch in spans for a in batch)
     for p in procs:
         p.join(30)
         if p.exitcode != 0:
             raise RuntimeError(f"producer exited with {p.exitcode}")
-    elapsed = max(e for _, e in spans) - min(s for s, _ in spans)
+    elapsed = max(e for _, e, _ in spans) - min(s for s, _, _ in spans)
     listed = ", ".join(f"'{t}'" for t in tags)
     stored = client.query(url, f'SELECT COUNT(*) FROM "remote"."metrics" WHERE execution_tag IN ({listed})')[1][0][0]
     if stored != share * producers:
@@ -108,7 +108,46 @@ def bench_producers(url: str, total: int, producers: int) -> dict[str, float]:
         "spans": share * producers,
         "seconds": round(elapsed, 3),
         "spans_per_second": round(share * producers / elapsed),
+        "ack_p50_s": round(statistics.median(acks), 4),
+        "ack_p99_s": round(acks[min(len(acks) - 1, int(0.99 * len(acks)))], 4),
     }
+
+
+def freshness(url: str, samples: int, tmp: Path) -> dict[str, float]:
+    """Epoch end (the row is emitted) -> the row is answered by the collector's SQL endpoint."""
+    dlprov_otel.configure(endpoint=url, spool_dir=tmp / "spool-fresh")  # default schedule delay
+    Dataflow("mnist", predefined=True).save()
+    tag = f"fresh-{uuid.uuid4().hex[:8]}"
+    task = Task(1, "mnist", tag, "trainmodel")
+    task.begin()
+    lat = []
+    for i in range(samples):
+        t0 = time.perf_counter()
+        task.add_dataset(DataSet("otrainmodel", [Element(["t", 1.0, 0.1, 0.9, 0.2, 0.8, i])]))
+        task.save()
+        sql = f'SELECT COUNT(*) FROM "mnist"."otrainmodel" WHERE execution_tag = \'{tag}\' AND epoch = {i}'
+        while True:
+            try:
+                if client.query(url, sql)[1][0][0]:
+                    break
+            except dlprov_otel.QueryError:  # the relation appears with the first row
+                pass
+            time.sleep(0.01)
+        lat.append(time.perf_counter() - t0)
+    task.end()
+    dlprov_otel.shutdown()
+    lat.sort()
+    return {"samples": samples, "p50_s": round(statistics.median(lat), 4), "p99_s": round(lat[int(0.99 * len(lat))], 4)}
+
+
+def memory(pid: int) -> dict[str, int]:
+    """Resident and peak resident memory of the collector process (kB, from /proc)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return {"rss_kb": fields.get("VmRSS", 0), "peak_rss_kb": fields.get("VmHWM", 0)}
 
 
 def main() -> None:
@@ -117,6 +156,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--producers", default="1,4,8", help="concurrent senders, comma-separated")
     parser.add_argument("--producer-spans", type=int, default=16_000, help="spans per producer-count run")
+    parser.add_argument("--freshness-samples", type=int, default=100)
     args = parser.parse_args()
     n = args.spans
     from bench_core import machine
@@ -146,8 +186,12 @@ def main() -> None:
                         "spans": runs[0]["spans"],
                         "spans_per_second_median": round(statistics.median(rates)),
                         "spans_per_second_runs": rates,
+                        "ack_p50_s": statistics.median(r["ack_p50_s"] for r in runs),
+                        "ack_p99_s": max(r["ack_p99_s"] for r in runs),
                     }
                 )
+            out["freshness"] = freshness(col.url, args.freshness_samples, tmp)
+            out["collector_memory"] = memory(col.proc.pid)
             for name, values in times.items():
                 best = min(values)
                 out[name] = {
