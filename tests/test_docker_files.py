@@ -15,8 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
-yaml = pytest.importorskip("yaml")
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"

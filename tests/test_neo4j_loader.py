@@ -3,8 +3,6 @@ typed properties, and the seed's Cypher queries."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +19,6 @@ from tests.seedflow import record_seed_flow
 REFERENCE_JSON = Path(__file__).resolve().parent / "data" / "dlprov-mnist-example" / "mnist-example.json"
 needs_server = [
     pytest.mark.neo4j,
-    pytest.mark.skipif(
-        shutil.which("java") is None or shutil.which(os.environ.get("MVN", "mvn")) is None,
-        reason="needs java (17+) and mvn on PATH to run the real Neo4j server",
-    ),
 ]
 
 

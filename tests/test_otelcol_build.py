@@ -24,7 +24,7 @@ from dlprov_otel.services import otelcol
 
 pytestmark = pytest.mark.collector
 
-pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+import opentelemetry.exporter.otlp.proto.http  # noqa: E402,F401  - the collector extra
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
     ExportTraceServiceRequest,
@@ -140,7 +140,7 @@ def binary() -> Path:
         and shutil.which("go") is None
         and not Path("/usr/local/go/bin/go").exists()
     ):
-        pytest.skip("no Go toolchain to build the OpenTelemetry Collector")
+        pytest.fail("no Go toolchain to build the OpenTelemetry Collector (make test installs it: /usr/local/go)")
     path = otelcol.build()
     assert path == otelcol.binary_path()
     return path
