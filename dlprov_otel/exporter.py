@@ -28,12 +28,23 @@ class MonetDBSpanExporter(SpanExporter):
     """
 
     def __init__(self, store: Any = None) -> None:
-        from .store import Store, open_store
+        from .store import PendingStore, Store, open_store
 
-        self._owns = not isinstance(store, Store)
-        self.store = store if isinstance(store, Store) else open_store(store)
+        self._owns = not isinstance(store, Store | PendingStore)
+        self._pending = store if isinstance(store, PendingStore) else None
+        self._store: Store | None = None
+        if self._pending is None:
+            self._store = store if isinstance(store, Store) else open_store(store)
         self._failing = False
         self.last_error: str | None = None
+
+    @property
+    def store(self) -> Any:
+        """The store, waiting for it if it is still being opened."""
+        if self._store is None:
+            assert self._pending is not None
+            self._store = self._pending.result()
+        return self._store
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:

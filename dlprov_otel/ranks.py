@@ -213,7 +213,8 @@ class RankSpoolIngester(SpanProcessor):
                     request = ExportTraceServiceRequest()
                     request.ParseFromString(path.read_bytes())
                     records = from_otlp(request)
-                    self.store.ingest(records)  # type: ignore[attr-defined]
+                    store = self.store.result() if hasattr(self.store, "result") else self.store  # PendingStore
+                    store.ingest(records)  # type: ignore[attr-defined]
                 except Exception as exc:  # keep the file for `dlprov replay`, go on with the rest
                     if not self._warned:
                         self._warned = True

@@ -73,7 +73,12 @@ class Telemetry:
     provider: TracerProvider
     processor: LosslessSpanProcessor
     target: str  # store URL or OTLP endpoint
-    store: Any = None  # the Store when exporting in-process
+    pending_store: Any = None  # a PendingStore when exporting in-process
+
+    @property
+    def store(self) -> Any:
+        """The Store when exporting in-process (waits for it to open), else ``None``."""
+        return self.pending_store.result() if self.pending_store is not None else None
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -157,11 +162,11 @@ def configure(
             target = f"rank-spool:{exporter.directory}"
         else:
             from .exporter import MonetDBSpanExporter
-            from .store import open_store
+            from .store import PendingStore, describe
 
-            store_obj = open_store(store)
+            store_obj = PendingStore(store)  # opens in the background
             exporter = MonetDBSpanExporter(store=store_obj)
-            target = store_obj.url
+            target = describe(store_obj.url)
         processor = LosslessSpanProcessor(
             exporter,
             schedule_delay=schedule_delay if schedule_delay is not None else _env_float("DLPROV_SCHEDULE_DELAY", 0.2),
@@ -182,7 +187,7 @@ def configure(
                     job, store_obj, ranks.env_float("DLPROV_RANK_POLL", 0.5), ranks.env_float("DLPROV_RANK_WAIT", 120)
                 )
             )
-        _state = Telemetry(provider=provider, processor=processor, target=target, store=store_obj)
+        _state = Telemetry(provider=provider, processor=processor, target=target, pending_store=store_obj)
         if set_global:
             _maybe_set_global(provider)
         return _state
@@ -206,8 +211,8 @@ def shutdown() -> None:
     with _state_lock:
         if _state is not None:
             _state.shutdown()
-            if _state.store is not None:
-                _state.store.close()
+            if _state.pending_store is not None:
+                _state.pending_store.close()
             _state = None
 
 

@@ -218,3 +218,32 @@ def test_nul_in_text_is_refused_not_truncated(mnist):
     t = Task(1, "mnist", "run", "loaddata")
     with pytest.raises(ElementError, match=r"attribute 'dataset_name': the text contains a NUL character"):
         t.add_dataset(DataSet("iinputdataset", [Element(["a\x00b", "src"])]))
+
+
+def test_store_locked_at_start_then_released_loses_nothing(tmp_path, subprocess_env, caplog):
+    """configure() does not wait for the store: a locked one is reported once, and the spans
+    recorded meanwhile are stored once the other process lets it go."""
+    path = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from dlprov_otel.store import open_store; open_store({str(path)!r}); "
+         "print('open', flush=True); import sys; sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=subprocess_env,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        tel = dlprov_otel.configure(store=path, spool_dir=tmp_path / "spool", schedule_delay=0.05)
+        Dataflow("mnist", predefined=True).save()
+        t = Task(1, "mnist", "run-busy", "testmodel")
+        t.add_dataset(DataSet("otestmodel", [Element([0.5, 0.5])]))
+        t.end()  # training goes on: nothing raised
+        deadline = time.monotonic() + 30
+        while tel.stats()["export_failures"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("in use by another process" in r.getMessage() for r in caplog.records)
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(30)
+    assert tel.flush(60)
+    assert tel.store.query('SELECT loss FROM "mnist"."otestmodel"').rows == [(0.5,)]
+    dlprov_otel.shutdown()
