@@ -170,10 +170,25 @@ def rows(results: Path = RESULTS) -> list[tuple[str, str, str, str]]:
                         f"{label}, {lo['x']:,} → {hi['x']:,} {what}",
                         f"{lo[metric]:.2f} s → {hi[metric]:.2f} s"
                         + (f" (growth ∝ n^{g:.2f})" if g is not None else ""),
-                        "— (none set)",
-                        "—",
+                        "growth linear (n^≤1.1)",
+                        "—" if g is None else _verdict(g <= 1.1),
                     )
                 )
+        epochs = {p["x"]: p for p in scale.get("by_epochs") or []}
+        if 10_000 in epochs and "export_s" in epochs[10_000]:
+            s = epochs[10_000]["export_s"]
+            out.append(("PROV export of 10,000 epochs", f"{s:.1f} s", "≤ 5 s", _verdict(s <= 5)))
+        big = max(epochs.values(), key=lambda p: p["x"], default=None)
+        if big and big.get("neo4j_load_s") and "nodes" in big:
+            rate = (big["nodes"] + big["relationships"]) / big["neo4j_load_s"]
+            out.append(
+                (
+                    f"Neo4j load rate, {big['x']:,} epochs",
+                    f"{rate:,.0f} nodes+relationships/s",
+                    "≥ 10,000 /s",
+                    _verdict(rate >= 10_000),
+                )
+            )
     return out
 
 
