@@ -18,13 +18,14 @@ from typing import Any
 
 from .errors import DLProvError
 
-PLUGINS = (
-    "dlprov_otel.demo",
-    "dlprov_otel.prov.cli",
-    "dlprov_otel.neo4j_loader",
-    "dlprov_otel.collector.cli",
-    "dlprov_otel.ui.cli",
-)
+# plugin module -> (its command, the extra that brings its dependencies)
+PLUGINS = {
+    "dlprov_otel.demo": ("demo", "keras"),
+    "dlprov_otel.prov.cli": ("prov", ""),
+    "dlprov_otel.neo4j_loader": ("neo4j", "neo4j"),
+    "dlprov_otel.collector.cli": ("collector", "collector"),
+    "dlprov_otel.ui.cli": ("ui", "collector"),
+}
 
 
 def split_statements(text: str) -> list[str]:
@@ -199,15 +200,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spool-dir", help="spool directory (default: $DLPROV_SPOOL_DIR or ~/.cache/dlprov/spool)")
     p.set_defaults(func=_cmd_replay)
 
-    for name in PLUGINS:
+    for name, (command, extra) in PLUGINS.items():
         try:
-            module = importlib.import_module(name)
+            importlib.import_module(name).add_commands(sub)
         except ImportError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # feature not installed in this build
-            raise
-        module.add_commands(sub)
+            # an optional feature whose dependencies are not installed: say which extra
+            _missing_feature(sub, command, extra, exc)
     return parser
+
+
+def _missing_feature(sub: argparse._SubParsersAction, command: str, extra: str, exc: ImportError) -> None:
+    if command in sub.choices:
+        return
+    install = f"pip install 'dlprov-otel[{extra}]'" if extra else "reinstall dlprov-otel"
+    message = f"`dlprov {command}` needs {exc.name or 'a module'} that is not installed: {install}"
+    p = sub.add_parser(command, help=f"(not installed: {install})", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def fail(args: argparse.Namespace) -> int:
+        raise DLProvError(message)
+
+    p.set_defaults(func=fail)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -224,6 +237,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DLProvError as exc:
         print(f"dlprov: error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:  # an optional dependency the command reached only now
+        extra = next((e for c, e in PLUGINS.values() if c == args.command and e), None)
+        hint = f"pip install 'dlprov-otel[{extra}]'" if extra else "see the README's install section"
+        print(
+            f"dlprov: error: `dlprov {args.command}` needs {exc.name or exc} that is not installed: {hint}",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130
