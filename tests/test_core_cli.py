@@ -77,3 +77,24 @@ def test_sql_errors_are_one_clear_line(recorded, subprocess_env):
 
 def test_split_statements_respects_quotes_and_comments():
     assert split_statements("SELECT ';' ; -- x;\nSELECT \"a;b\" /* ; */; ") == ["SELECT ';'", 'SELECT "a;b"']
+
+
+def test_a_feature_without_its_extra_names_the_extra(subprocess_env):
+    """`make demo` installs only the Keras extra: the other commands must say what to install."""
+    code = (
+        "import sys; sys.modules['google.rpc'] = None; "  # as if the collector extra were absent
+        "from dlprov_otel.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "collector", "serve"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert "pip install 'dlprov-otel[collector]'" in out.stderr
+    ok = subprocess.run(
+        [sys.executable, "-c", code, "sql", "--help"], capture_output=True, text=True, env=subprocess_env, timeout=120
+    )
+    assert ok.returncode == 0 and "--store" in ok.stdout  # the other commands still work
