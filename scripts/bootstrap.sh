@@ -41,29 +41,25 @@ else
   "$VPY" scripts/check_monetdbe.py || die "monetdbe installed but an embedded database could not be opened (see above)"
 fi
 
-# --- graphviz (PROV PNG/SVG) ------------------------------------------------------------------
-if ! command -v dot >/dev/null 2>&1; then
+# --- Debian packages the project needs beside Python ------------------------------------------
+# debian_install PACKAGE WHY: install it with apt-get, or warn where there is no apt-get
+debian_install() {
   if command -v apt-get >/dev/null 2>&1; then
-    log "installing graphviz from Debian (for PNG/SVG provenance graphs)"
+    log "installing $1 from Debian ($2)"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null \
-      || die "apt-get install graphviz failed"
+    $SUDO apt-get update -qq >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null \
+      || die "apt-get install $1 failed"
   else
-    log "WARNING: graphviz 'dot' not found and apt-get unavailable: PNG/SVG export will fail with a clear error"
+    log "WARNING: $1 is not installed and apt-get is unavailable: $2 will fail with a clear error"
   fi
-fi
+}
+
+command -v dot >/dev/null 2>&1 || debian_install graphviz "PNG/SVG provenance graphs"
 command -v dot >/dev/null 2>&1 && log "graphviz: $(dot -V 2>&1)"
 
-# --- chromium (dashboard tests drive it with Playwright; never a downloaded browser) -----------
+# chromium: the dashboard tests drive it with Playwright (never a downloaded browser)
 if [[ ",$EXTRAS," == *",dev,"* && ",$EXTRAS," == *",collector,"* ]] && ! command -v chromium >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    log "installing chromium from Debian (headless browser for the dashboard tests)"
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
-      || die "apt-get install chromium failed"
-  else
-    log "WARNING: chromium not found and apt-get unavailable: the dashboard tests will fail with a hint"
-  fi
+  debian_install chromium "the dashboard tests' headless browser"
 fi
 
 # --- the project ------------------------------------------------------------------------------
