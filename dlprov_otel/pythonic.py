@@ -53,12 +53,16 @@ def dataflow(tag: str, predefined: bool = True) -> Dataflow:
     return df
 
 
+# `execution()` and `task()` take a parameter named `dataflow`, which hides the function
+_dataflow = dataflow
+
+
 @contextmanager
 def execution(
     tag: str | None = None, dataflow: str | Dataflow = "mnist", predefined: bool = True
 ) -> Iterator[tracing.Execution]:
     """Run the block as one execution (a trace); FAILED if it raises."""
-    df = dataflow if isinstance(dataflow, Dataflow) else globals()["dataflow"](dataflow, predefined)
+    df = dataflow if isinstance(dataflow, Dataflow) else _dataflow(dataflow, predefined)
     if df.dirty:
         df.save()
     ex = tracing.execution_for(tag or new_execution_tag(df.tag), df.tag)
@@ -125,7 +129,7 @@ def task(
     """Run the block as a task of ``transformation``; FAILED if it raises."""
     ex = _current.get()
     df_tag = dataflow if dataflow is not None else (ex.dataflow if ex else "mnist")
-    df = globals()["dataflow"](getattr(df_tag, "tag", df_tag)) if not isinstance(df_tag, Dataflow) else df_tag
+    df = _dataflow(getattr(df_tag, "tag", df_tag)) if not isinstance(df_tag, Dataflow) else df_tag
     t = Task(
         id if id is not None else _next_id(),
         df,
