@@ -21,6 +21,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Link, Span, Status, StatusCode
 
@@ -119,6 +120,7 @@ def configure(
     headers: dict[str, str] | None = None,
     schedule_delay: float | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
+    exporter: SpanExporter | None = None,
     set_global: bool = True,
 ) -> Telemetry:
     """Set up OpenTelemetry for provenance and return the pipeline.
@@ -126,7 +128,10 @@ def configure(
     ``store`` (a path or ``monetdb://`` URL) exports in this process; ``endpoint``
     (``http://host:4318``) sends OTLP to a DLProv collector. Without either, ``DLPROV_ENDPOINT``
     or ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`` selects OTLP, else ``DLPROV_STORE`` or
-    ``./dlprov-data`` is used. Calling it again replaces the previous pipeline.
+    ``./dlprov-data`` is used. ``exporter`` (any OpenTelemetry ``SpanExporter``, such as the
+    SDK's ``InMemorySpanExporter`` in tests) takes the place of both: spans go to it through
+    the lossless processor and no store is opened. Calling it again replaces the previous
+    pipeline.
     """
     global _state
     from .spool import default_spool_dir, spool_writer
@@ -136,7 +141,7 @@ def configure(
             shutdown()  # also releases the previous store
         for df in _dataflows.values():
             df.saved_hash = None  # a new pipeline (maybe another store) gets the specs again
-        if store is None and endpoint is None:
+        if store is None and endpoint is None and exporter is None:
             endpoint = (
                 os.environ.get("DLPROV_ENDPOINT")
                 or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -151,7 +156,9 @@ def configure(
             }
         )
         store_obj = None
-        if endpoint:
+        if exporter is not None:
+            target = f"exporter:{type(exporter).__name__}"
+        elif endpoint:
             from .otlp import make_otlp_exporter
 
             exporter = make_otlp_exporter(endpoint, headers=headers)
