@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from dlprov_otel.collector import client
+from dlprov_otel import client
 
 import dlprov_otel
 from dlprov_otel import Dataflow, DataSet, Element, Task

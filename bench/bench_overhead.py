@@ -138,7 +138,7 @@ def _verify(variant: str, framework: str, a: argparse.Namespace, tool: Any) -> i
         finally:
             store.close()
     if variant == "dlprov_otlp":
-        from dlprov_otel.collector import client
+        from dlprov_otel import client
 
         return int(client.query(a.endpoint, sql)[1][0][0])
     if variant == "mlflow":

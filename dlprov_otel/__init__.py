@@ -5,7 +5,15 @@ The DfAnalyzer API (``Dataflow``, ``Transformation``, ``Set``, ``Attribute``, ``
 (``configure``).
 """
 
-from .api import DataSet, Element, Task
+# One namespace, three distributions (as OpenTelemetry's contrib packages share
+# ``opentelemetry.instrumentation``): this core, dlprov-otel-integrations
+# (``dlprov_otel.integrations``) and dlprov-otel-collector (``dlprov_otel.collector``).
+# Installed, they share one folder; from a checkout, extend_path finds their src/ folders.
+from pkgutil import extend_path
+
+__path__ = extend_path(__path__, __name__)
+
+from .api import Dataflow, DataSet, Element, Task
 from .errors import (
     DLProvError,
     ElementError,
@@ -15,7 +23,7 @@ from .errors import (
     StoreLockedError,
     StoreURLError,
 )
-from .model import Attribute, AttributeType, Dataflow, Set, SetType, Transformation
+from .model import Attribute, AttributeType, Set, SetType, Transformation
 from .pythonic import current_execution, dataflow, execution, step, task
 from .tracing import Telemetry, configure, shutdown, telemetry
 

@@ -17,12 +17,21 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from . import semconv, tracing
+from . import model, semconv, tracing
 from .errors import DLProvError, ElementError, SpecError
-from .model import Attribute, AttributeType, Dataflow, Set, SetType, Transformation, normalize_tag
+from .model import Attribute, AttributeType, Set, SetType, Transformation, normalize_tag
 from .values import coerce, infer_type
 
 logger = logging.getLogger(__name__)
+
+
+class Dataflow(model.Dataflow):
+    """The prospective provenance of the DfAnalyzer API: :class:`dlprov_otel.model.Dataflow`
+    (pure data) plus ``save()``, which records it as a span."""
+
+    def save(self) -> None:
+        """Record this dataflow (a new version if it changed since it was saved)."""
+        tracing.emit_dataflow(self)
 
 
 class Element:
@@ -142,12 +151,10 @@ class Task:
         if self.dataflow.dirty:
             # the transformation was added after save(): record the new version now rather
             # than silently storing rows of an unknown transformation
-            self.dataflow.save()
+            tracing.emit_dataflow(self.dataflow)
         self.id = f"{id}{sub_id}" if sub_id else str(id)
         if exec_tag is None:
-            from .pythonic import current_execution_tag
-
-            exec_tag = current_execution_tag(self.dataflow.tag)
+            exec_tag = tracing.current_execution_tag(self.dataflow.tag)
         self.exec_tag = str(exec_tag)
         self.status = semconv.READY
         self.dependencies: list[Task | tuple[str, str]] = []

@@ -1,7 +1,9 @@
 """The ``dlprov`` command line.
 
 Core commands live here (``sql``, ``executions``, ``replay``); feature modules add theirs
-through ``add_commands(subparsers)`` (see :data:`PLUGINS`).
+through ``add_commands(subparsers)``: the core's own in :data:`PLUGINS`, the other
+distributions' (``dlprov demo`` from dlprov-otel-integrations, ``dlprov collector`` from
+dlprov-otel-collector) through the ``dlprov_otel.commands`` entry point group.
 """
 
 from __future__ import annotations
@@ -18,14 +20,28 @@ from typing import Any
 
 from .errors import DLProvError
 
-# plugin module -> (its command, the extra that brings its dependencies)
+# plugin module -> (its command, what to install for its dependencies)
 PLUGINS = {
-    "dlprov_otel.demo": ("demo", "keras"),
-    "dlprov_otel.prov.cli": ("prov", ""),
-    "dlprov_otel.neo4j_loader": ("neo4j", "neo4j"),
-    "dlprov_otel.collector.cli": ("collector", "collector"),
-    "dlprov_otel.ui.cli": ("ui", "collector"),
+    "dlprov_otel.prov.cli": ("prov", "dlprov-otel"),
+    "dlprov_otel.neo4j_loader": ("neo4j", "dlprov-otel[neo4j]"),
+    "dlprov_otel.ui.cli": ("ui", "dlprov-otel"),
 }
+# commands that other distributions add, and what to install when they are missing
+OPTIONAL_COMMANDS = {
+    "demo": "dlprov-otel-integrations[keras]",
+    "collector": "dlprov-otel-collector",
+}
+ENTRY_POINT_GROUP = "dlprov_otel.commands"
+
+
+def _plugins() -> dict[str, tuple[str, str]]:
+    """Core plugins plus those registered by installed distributions (module -> command, install)."""
+    from importlib.metadata import entry_points
+
+    found = dict(PLUGINS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.value, (ep.name, OPTIONAL_COMMANDS.get(ep.name, ep.dist.name if ep.dist else "")))
+    return found
 
 
 def split_statements(text: str) -> list[str]:
@@ -120,7 +136,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     if not statements:
         raise DLProvError("no SQL statement given")
     if args.endpoint:
-        from .collector.client import query
+        from .client import query
 
         columns, rows = query(args.endpoint, "; ".join(statements), token=args.token)
     else:
@@ -138,7 +154,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
 def _cmd_executions(args: argparse.Namespace) -> int:
     if args.endpoint:
-        from .collector.client import executions
+        from .client import executions
 
         columns, rows = executions(args.endpoint, token=args.token)
         print_result(columns, rows, args.format)
@@ -160,7 +176,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from . import spool
 
     if args.endpoint:
-        from .collector.client import replay_spool
+        from .client import replay_spool
 
         files, spans = replay_spool(args.endpoint, args.spool_dir, token=args.token)
     else:
@@ -200,20 +216,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spool-dir", help="spool directory (default: $DLPROV_SPOOL_DIR or ~/.cache/dlprov/spool)")
     p.set_defaults(func=_cmd_replay)
 
-    for name, (command, extra) in PLUGINS.items():
+    for name, (command, package) in _plugins().items():
         try:
             importlib.import_module(name).add_commands(sub)
         except ImportError as exc:
-            # an optional feature whose dependencies are not installed: say which extra
-            _missing_feature(sub, command, extra, exc)
+            # an optional feature whose dependencies are not installed: say what to install
+            _missing_feature(sub, command, package, exc)
+    for command, package in OPTIONAL_COMMANDS.items():
+        if command not in sub.choices:
+            _missing_feature(sub, command, package, None)
     return parser
 
 
-def _missing_feature(sub: argparse._SubParsersAction, command: str, extra: str, exc: ImportError) -> None:
+def _missing_feature(
+    sub: argparse._SubParsersAction, command: str, package: str, exc: ImportError | None
+) -> None:
     if command in sub.choices:
         return
-    install = f"pip install 'dlprov-otel[{extra}]'" if extra else "reinstall dlprov-otel"
-    message = f"`dlprov {command}` needs {exc.name or 'a module'} that is not installed: {install}"
+    install = f"pip install '{package}'"
+    what = (exc.name or "a module") if exc else package
+    message = f"`dlprov {command}` needs {what} that is not installed: {install}"
     p = sub.add_parser(command, help=f"(not installed: {install})", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
 
@@ -239,8 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dlprov: error: {exc}", file=sys.stderr)
         return 1
     except ImportError as exc:  # an optional dependency the command reached only now
-        extra = next((e for c, e in PLUGINS.values() if c == args.command and e), None)
-        hint = f"pip install 'dlprov-otel[{extra}]'" if extra else "see the README's install section"
+        package = next((e for c, e in _plugins().values() if c == args.command and e), None)
+        hint = f"pip install '{package}'" if package else "see the README's install section"
         print(
             f"dlprov: error: `dlprov {args.command}` needs {exc.name or exc} that is not installed: {hint}",
             file=sys.stderr,

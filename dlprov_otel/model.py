@@ -309,12 +309,6 @@ class Dataflow:
         """True when the dataflow changed since it was last saved."""
         return self.saved_hash != self.to_spec().hash
 
-    def save(self) -> None:
-        """Record this dataflow (a new version if it changed since it was saved)."""
-        from .tracing import emit_dataflow  # late: model stays free of OpenTelemetry
-
-        emit_dataflow(self)
-
     def __repr__(self) -> str:
         return f"Dataflow({self.tag!r}, transformations={list(self.transformations)})"
 

@@ -9,37 +9,19 @@
 
 from __future__ import annotations
 
-import contextvars
-import datetime as dt
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from . import ranks, tracing
-from .api import DataSet, Element, Task
-from .model import Dataflow
+from . import tracing
+from .api import Dataflow, DataSet, Element, Task
 
-_current: contextvars.ContextVar[tracing.Execution | None] = contextvars.ContextVar("dlprov_execution", default=None)
-_auto_tags: dict[str, str] = {}
 _task_counter = 0
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def new_execution_tag(dataflow: str) -> str:
-    """``<dataflow>-<UTC time>``, the original's style, with microseconds for uniqueness."""
-    return f"{dataflow}-{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%S.%f')}"
-
-
-def current_execution_tag(dataflow: str) -> str:
-    """The execution in scope, else one per dataflow and process (created on first use)."""
-    ex = _current.get()
-    if ex is not None:
-        return ex.tag
-    if dataflow not in _auto_tags:
-        # all ranks of a multi-process job share one execution
-        _auto_tags[dataflow] = ranks.job_execution_tag(dataflow) or new_execution_tag(dataflow)
-    return _auto_tags[dataflow]
+new_execution_tag = tracing.new_execution_tag
+current_execution_tag = tracing.current_execution_tag
+current_execution = tracing.current_execution
 
 
 def dataflow(tag: str, predefined: bool = True) -> Dataflow:
@@ -66,19 +48,15 @@ def execution(
     if df.dirty:
         df.save()
     ex = tracing.execution_for(tag or new_execution_tag(df.tag), df.tag)
-    token = _current.set(ex)
+    token = tracing.CURRENT_EXECUTION.set(ex)
     try:
         yield ex
     except BaseException as exc:
         ex.end(error=exc)
         raise
     finally:
-        _current.reset(token)
+        tracing.CURRENT_EXECUTION.reset(token)
         ex.end()
-
-
-def current_execution() -> tracing.Execution | None:
-    return _current.get()
 
 
 class TaskScope:
@@ -127,7 +105,7 @@ def task(
     inputs: Mapping[str, Any] | None = None,
 ) -> Iterator[TaskScope]:
     """Run the block as a task of ``transformation``; FAILED if it raises."""
-    ex = _current.get()
+    ex = tracing.CURRENT_EXECUTION.get()
     df_tag = dataflow if dataflow is not None else (ex.dataflow if ex else "mnist")
     df = _dataflow(getattr(df_tag, "tag", df_tag)) if not isinstance(df_tag, Dataflow) else df_tag
     t = Task(

@@ -2,7 +2,7 @@
 
 Every rank of a job derives the same execution tag (dataflow, script and the launcher's run
 id) and starts its execution span under the same deterministic remote parent, so all ranks
-share one trace; ``tracing.rank_attributes()`` puts the rank on every span.
+share one trace; ``rank_attributes()`` puts the rank on every span.
 
 Embedded MonetDB admits one process, so when a job with ``WORLD_SIZE > 1`` exports into an
 embedded store, only rank 0 opens it. The other ranks write their spans as OTLP files into a
@@ -53,10 +53,21 @@ class Job:
         return re.sub(r"[^A-Za-z0-9_.-]", "_", self.run_id)[:100] or "job"
 
 
+def rank_attributes() -> dict[str, int]:
+    """Rank and world size of a distributed job (torchrun, SLURM, MPI), when there is one."""
+    env = os.environ
+    rank = env.get("RANK") or env.get("SLURM_PROCID") or env.get("OMPI_COMM_WORLD_RANK")
+    world = env.get("WORLD_SIZE") or env.get("SLURM_NTASKS") or env.get("OMPI_COMM_WORLD_SIZE")
+    if rank is None or world is None:
+        return {}
+    try:
+        return {semconv.RANK: int(rank), semconv.WORLD_SIZE: int(world)}
+    except ValueError:
+        return {}
+
+
 def current_job() -> Job | None:
     """The job this process is a rank of, when ``WORLD_SIZE`` (or SLURM/MPI) says > 1."""
-    from .tracing import rank_attributes
-
     ranks = rank_attributes()
     world = ranks.get(semconv.WORLD_SIZE, 1)
     if world <= 1:

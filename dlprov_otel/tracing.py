@@ -9,13 +9,15 @@ emissions are spans (see DESIGN.md).
 from __future__ import annotations
 
 import atexit
+import contextvars
+import datetime as dt
 import logging
 import os
 import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -26,10 +28,9 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Link, Span, Status, StatusCode
 
 from . import hardware, ranks, semconv
+from .errors import SpecError
+from .model import Dataflow, normalize_tag
 from .processor import LosslessSpanProcessor
-
-if TYPE_CHECKING:
-    from .model import Dataflow
 
 logger = logging.getLogger(__name__)
 TRACER_NAME = "dlprov_otel"
@@ -226,20 +227,6 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-# --- common attributes -------------------------------------------------------------------
-def rank_attributes() -> dict[str, int]:
-    """Rank and world size of a distributed job (torchrun, SLURM, MPI), when there is one."""
-    env = os.environ
-    rank = env.get("RANK") or env.get("SLURM_PROCID") or env.get("OMPI_COMM_WORLD_RANK")
-    world = env.get("WORLD_SIZE") or env.get("SLURM_NTASKS") or env.get("OMPI_COMM_WORLD_SIZE")
-    if rank is None or world is None:
-        return {}
-    try:
-        return {semconv.RANK: int(rank), semconv.WORLD_SIZE: int(world)}
-    except ValueError:
-        return {}
-
-
 # --- dataflows -----------------------------------------------------------------------------
 _dataflows: dict[str, Dataflow] = {}
 
@@ -249,11 +236,7 @@ def register_dataflow(df: Dataflow) -> None:
 
 
 def lookup_dataflow(tag_or_df: Any) -> Dataflow:
-    from .errors import SpecError
-    from .model import Dataflow as _Dataflow
-    from .model import normalize_tag
-
-    if isinstance(tag_or_df, _Dataflow):
+    if isinstance(tag_or_df, Dataflow):
         _dataflows.setdefault(tag_or_df.tag, tag_or_df)
         return tag_or_df
     tag = normalize_tag(tag_or_df, "dataflow tag")
@@ -299,7 +282,7 @@ class Execution:
         return {
             semconv.EXECUTION_TAG: self.tag,
             semconv.DATAFLOW_TAG: self.dataflow,
-            **rank_attributes(),
+            **ranks.rank_attributes(),
         }
 
     def start(self) -> Execution:
@@ -356,6 +339,31 @@ _executions: dict[str, Execution] = {}
 _executions_lock = threading.Lock()
 
 
+CURRENT_EXECUTION: contextvars.ContextVar[Execution | None] = contextvars.ContextVar("dlprov_execution", default=None)
+_auto_tags: dict[str, str] = {}
+
+
+def new_execution_tag(dataflow: str) -> str:
+    """``<dataflow>-<UTC time>``, the original's style, with microseconds for uniqueness."""
+    return f"{dataflow}-{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%S.%f')}"
+
+
+def current_execution_tag(dataflow: str) -> str:
+    """The execution in scope, else one per dataflow and process (created on first use)."""
+    ex = CURRENT_EXECUTION.get()
+    if ex is not None:
+        return ex.tag
+    if dataflow not in _auto_tags:
+        # all ranks of a multi-process job share one execution
+        _auto_tags[dataflow] = ranks.job_execution_tag(dataflow) or new_execution_tag(dataflow)
+    return _auto_tags[dataflow]
+
+
+def current_execution() -> Execution | None:
+    """The execution whose block (``dlprov_otel.execution(...)``) encloses this code."""
+    return CURRENT_EXECUTION.get()
+
+
 def execution_for(tag: Any, dataflow: str) -> Execution:
     """The running execution with this tag, started on first use."""
     key = str(tag)
@@ -397,7 +405,7 @@ def start_task_span(
         semconv.DATAFLOW_TAG: execution.dataflow,
         semconv.TRANSFORMATION_TAG: transformation,
         semconv.TASK_ID: task_id,
-        **rank_attributes(),
+        **ranks.rank_attributes(),
     }
     links = [Link(span.get_span_context()) for _, _, span in dependencies if span is not None]
     attrs = {

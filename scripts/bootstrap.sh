@@ -63,7 +63,25 @@ if [[ ",$EXTRAS," == *",dev,"* && ",$EXTRAS," == *",collector,"* ]] && ! command
 fi
 
 # --- the project ------------------------------------------------------------------------------
-log "installing dlprov-otel[$EXTRAS] (editable)"
-"$VPY" -m pip install --quiet -e ".[$EXTRAS]"
+# Three distributions share the dlprov_otel namespace: the core (.), integrations/ and
+# collector/. EXTRAS names the core's extras, the frameworks (keras, torch) and `collector`.
+core=(); fw=(); targets=()
+IFS=',' read -ra wanted <<< "$EXTRAS"
+for e in "${wanted[@]}"; do
+  case "$e" in
+    keras|torch) fw+=("$e") ;;
+    collector) ;;
+    "") ;;
+    *) core+=("$e") ;;
+  esac
+done
+join() { local IFS=','; echo "$*"; }
+targets+=(-e ".[$(join "${core[@]}")]")
+targets+=(-e "./integrations[$(join "${fw[@]}")]")
+[[ ",$EXTRAS," == *",collector,"* ]] && targets+=(-e "./collector")
+log "installing dlprov-otel, dlprov-otel-integrations[$(join "${fw[@]}")]$([[ ",$EXTRAS," == *",collector,"* ]] && echo ", dlprov-otel-collector") (editable)"
+# compat mode puts the three source roots on sys.path, so the regular dlprov_otel package
+# is found first and extend_path adds the other two (a meta-path finder would lose to them)
+"$VPY" -m pip install --quiet --config-settings editable_mode=compat "${targets[@]}"
 "$VPY" scripts/check_monetdbe.py
 log "ready: $VENV ($("$VPY" -c 'import dlprov_otel; print("dlprov_otel", dlprov_otel.__version__)'))"

@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dlprov_otel import spool
-from dlprov_otel.errors import QueryError, StoreError
+from . import spool
+from .errors import QueryError, StoreError
 
 logger = logging.getLogger(__name__)
 
