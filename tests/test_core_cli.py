@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from dlprov_otel.cli import split_statements
-from tests.test_core_api_spans import seed_snippet
+from tests.unit.user_scripts import seed_snippet
 
 
 @pytest.fixture

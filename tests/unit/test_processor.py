@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dlprov_otel.processor import LosslessSpanProcessor
 
@@ -29,6 +31,14 @@ class SlowFlakyExporter(SpanExporter):
                 return SpanExportResult.FAILURE
             self.names.extend(s.name for s in spans)
             return SpanExportResult.SUCCESS
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll until ``condition()`` holds; fail after ``timeout`` seconds (a loaded machine is slow)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
 
 
 def run(processor: LosslessSpanProcessor, n: int) -> TracerProvider:
@@ -94,11 +104,40 @@ def test_a_batch_refused_for_too_long_is_spooled_and_the_rest_passes():
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("t")
     tracer.start_span("poison").end()
-    time.sleep(0.1)
+    wait_for(lambda: processor.stats.export_failures >= 1)  # "poison" is in a batch of its own
     tracer.start_span("after").end()
-    deadline = time.monotonic() + 20
-    while "after" not in exporter.names and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "after" in exporter.names
+    wait_for(lambda: "after" in exporter.names)
     assert "poison" in spooled and processor.stats.dropped == 0
     provider.shutdown()
+
+
+def test_in_front_of_the_in_memory_exporter_every_span_is_counted_once():
+    exporter = InMemorySpanExporter()
+    processor = LosslessSpanProcessor(exporter, schedule_delay=0.01, max_batch=7, max_queue=10)
+    provider = run(processor, 100)
+    assert processor.force_flush(30_000)
+    assert [s.name for s in exporter.get_finished_spans()] == [f"s{i}" for i in range(100)]
+    stats = processor.stats.as_dict()
+    assert stats["queued"] == stats["exported"] == 100
+    assert stats["dropped"] == stats["spooled"] == stats["export_failures"] == 0
+    provider.shutdown()
+
+
+def test_a_span_ended_after_shutdown_is_still_exported():
+    exporter = SlowFlakyExporter()  # stays usable after the processor has shut down
+    processor = LosslessSpanProcessor(exporter, schedule_delay=0.01)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    late = provider.get_tracer("t").start_span("late")
+    processor.shutdown()
+    late.end()
+    assert exporter.names == ["late"]
+    assert processor.stats.exported == 1 and processor.stats.dropped == 0
+
+
+def test_without_a_spool_a_lost_span_is_counted_as_dropped():
+    exporter = SlowFlakyExporter(fail_first=10**9)
+    processor = LosslessSpanProcessor(exporter, schedule_delay=0.01, shutdown_timeout=0.2)
+    provider = run(processor, 3)
+    provider.shutdown()
+    assert processor.stats.dropped == 3 and processor.stats.exported == 0

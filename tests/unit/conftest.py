@@ -1,0 +1,64 @@
+"""The unit tier: the SDK on OpenTelemetry's in-memory exporter, no store, no subprocess.
+
+``memory`` configures DLProv-OTel with ``configure(exporter=InMemorySpanExporter())``: spans
+pass through the real :class:`~dlprov_otel.processor.LosslessSpanProcessor` and land in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import dlprov_otel
+from dlprov_otel import semconv
+from dlprov_otel.tracing import Telemetry
+
+# Property tests draw 30 examples here (seconds on a loaded 2-core machine); for a deeper
+# search, `pytest tests/unit --hypothesis-profile=thorough`. No deadline: a loaded machine
+# is slow, and speed is measured in bench/, not here.
+settings.register_profile("unit", max_examples=30, deadline=None)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+if settings.get_current_profile_name() == "default":
+    settings.load_profile("unit")
+
+
+@dataclass
+class Recorded:
+    """The configured pipeline and the spans it exported."""
+
+    telemetry: Telemetry
+    exporter: InMemorySpanExporter
+
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        """Every span exported so far (flushes first)."""
+        assert self.telemetry.flush(30), "the lossless processor did not flush in 30 s"
+        return self.exporter.get_finished_spans()
+
+    def kind(self, kind: str) -> list[ReadableSpan]:
+        """The exported spans of one ``dlprov.span.kind``, in the order they ended."""
+        return [s for s in self.spans() if s.attributes.get(semconv.KIND) == kind]
+
+    def close(self) -> tuple[ReadableSpan, ...]:
+        """Shut the pipeline down (open executions end) and return every span."""
+        dlprov_otel.shutdown()
+        return self.exporter.get_finished_spans()
+
+
+@pytest.fixture
+def memory(tmp_path: Path) -> Iterator[Recorded]:
+    exporter = InMemorySpanExporter()
+    tel = dlprov_otel.configure(exporter=exporter, spool_dir=tmp_path / "spool", schedule_delay=0.01, set_global=False)
+    yield Recorded(tel, exporter)
+    dlprov_otel.shutdown()
+
+
+@pytest.fixture
+def exec_tag(request: pytest.FixtureRequest) -> str:
+    """An execution tag of this test alone (tasks are found by (execution, id) in a process)."""
+    return f"unit-{request.node.name}"
