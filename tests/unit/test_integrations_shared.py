@@ -196,7 +196,8 @@ def test_torch_instrumentor_restores_every_attribute(no_pipeline: None) -> None:
         (tud, "random_split"),
         (torch, "save"),
         (torch.optim.Optimizer, "__init__"),
-        (torch.optim.lr_scheduler.StepLR, "step"),
+        (torch.optim.lr_scheduler.LRScheduler, "step"),
+        (torch.optim.lr_scheduler.ReduceLROnPlateau, "step"),
         (sys, "excepthook"),
     ]
     before = [vars(owner).get(name, "absent") for owner, name in watched]
