@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -124,7 +125,9 @@ def dataset_attributes(set_def: Set, role: SetType, elements: Sequence[Element])
 
 
 _task_lock = threading.Lock()
-_tasks_by_id: dict[tuple[str, str], Task] = {}  # (execution, id) -> task, for dependencies
+# (execution, id) -> task, to resolve dependencies given by id; weak, so finished tasks
+# that the script dropped (and their spans) are not kept alive for the whole process
+_tasks_by_id: weakref.WeakValueDictionary[tuple[str, str], Task] = weakref.WeakValueDictionary()
 
 
 class Task:

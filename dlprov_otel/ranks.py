@@ -284,10 +284,3 @@ class RankSpoolIngester(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         return None
-
-
-def env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default

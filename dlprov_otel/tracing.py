@@ -3,7 +3,7 @@
 ``configure()`` builds a ``TracerProvider`` with unlimited span attributes, events and links
 and the :class:`~dlprov_otel.processor.LosslessSpanProcessor`, exporting either into a store
 in this process or over OTLP to a collector. Executions are traces; tasks and dataset
-emissions are spans (see DESIGN.md).
+emissions are spans (see the README, "Architecture").
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Link, Span, Status, StatusCode
 
 from . import hardware, ranks, semconv
+from .config import env_float
 from .errors import SpecError
 from .model import Dataflow, normalize_tag
 from .processor import LosslessSpanProcessor
@@ -105,14 +106,6 @@ _state: Telemetry | None = None
 _state_lock = threading.RLock()
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        logger.warning("DLProv: %s=%r is not a number; using %s", name, os.environ.get(name), default)
-        return default
-
-
 def configure(
     store: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
@@ -177,9 +170,9 @@ def configure(
             target = describe(store_obj.url)
         processor = LosslessSpanProcessor(
             exporter,
-            schedule_delay=schedule_delay if schedule_delay is not None else _env_float("DLPROV_SCHEDULE_DELAY", 0.2),
-            shutdown_timeout=_env_float("DLPROV_SHUTDOWN_TIMEOUT", 30.0),
-            max_retry=_env_float("DLPROV_RETRY_SECONDS", 300.0),
+            schedule_delay=schedule_delay if schedule_delay is not None else env_float("DLPROV_SCHEDULE_DELAY", 0.2),
+            shutdown_timeout=env_float("DLPROV_SHUTDOWN_TIMEOUT", 30.0),
+            max_retry=env_float("DLPROV_RETRY_SECONDS", 300.0),
             spool=spool_writer(spool_dir or default_spool_dir()),
         )
         provider = TracerProvider(
@@ -192,7 +185,7 @@ def configure(
         if store_obj is not None and (job := ranks.uses_rank_spool(store)) is not None:
             provider.add_span_processor(
                 ranks.RankSpoolIngester(
-                    job, store_obj, ranks.env_float("DLPROV_RANK_POLL", 0.5), ranks.env_float("DLPROV_RANK_WAIT", 120)
+                    job, store_obj, env_float("DLPROV_RANK_POLL", 0.5), env_float("DLPROV_RANK_WAIT", 120)
                 )
             )
         _state = Telemetry(provider=provider, processor=processor, target=target, pending_store=store_obj)
