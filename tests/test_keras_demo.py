@@ -149,7 +149,7 @@ def _check_demo(store_dir: Path, out: Path, api: str) -> tuple[Any, dict[str, An
 
 
 def test_demo_auto_records_what_keras_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from dlprov_otel.demo import run_demo
+    from dlprov_otel.integrations.demo import run_demo
 
     out = tmp_path / "out"
     assert run_demo(epochs=2, store=tmp_path / "store", out=out) == 0
@@ -176,7 +176,7 @@ def test_demo_auto_records_what_keras_reported(tmp_path: Path, capsys: pytest.Ca
 def test_demo_dfanalyzer_api_on_an_npz_file(tmp_path: Path) -> None:
     from sklearn.datasets import load_digits
 
-    from dlprov_otel.demo import run_demo
+    from dlprov_otel.integrations.demo import run_demo
 
     digits = load_digits()
     images = (digits.images * 15).astype("uint8")  # pixels 0..240, as MNIST ships them

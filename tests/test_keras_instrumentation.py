@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from dlprov_otel.integrations import lineage
-from dlprov_otel.integrations.keras import KerasInstrumentor, load_data, split_data, transform
 
 import dlprov_otel
+from dlprov_otel.integrations._shared import forget_reported
+from dlprov_otel.integrations.keras import KerasInstrumentor, load_data, split_data, transform
 
 pytestmark = pytest.mark.keras
 
@@ -332,7 +332,7 @@ def test_bad_store_url_never_breaks_training(
     monkeypatch.delenv("DLPROV_ENDPOINT", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
-    lineage._logged.clear()
+    forget_reported()
     caplog.set_level(logging.WARNING)
     inst = KerasInstrumentor()
     inst.instrument(dataflow=DF)

@@ -18,7 +18,8 @@
 
 While instrumented (``opentelemetry-instrument``), every ``Trainer`` gets one automatically
 and the plain-loop capture of :mod:`dlprov_otel.integrations.torch` stands aside during
-fit and test, so nothing is recorded twice.
+fit and test, so nothing is recorded twice. The callback records through the torch
+integration's public recorder (:class:`~dlprov_otel.integrations.torch.Recorder`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ import lightning.pytorch as pl
 
 from dlprov_otel import semconv
 
-from . import torch as dlprov_torch
-from .lineage import log_once
+from ._shared.guard import guarded
+from ._shared.rows import timestamp
+from .torch.facts import learning_rates
+from .torch.passes import Pass
+from .torch.recorder import Recorder
+from .torch.state import get_recorder
 
 _LOSS = ("train_loss_epoch", "train_loss", "loss_epoch", "loss")
 _ACC = ("train_acc_epoch", "train_acc", "train_accuracy", "acc", "accuracy")
@@ -59,34 +64,32 @@ def _pick(metrics: dict[str, Any], names: tuple[str, ...]) -> Any:
 class DLProvLightningCallback(pl.Callback):
     """Record the training, its epochs, adaptations, model file and test as provenance."""
 
-    def __init__(self, dataflow: str | None = None, execution_tag: str | None = None) -> None:
+    def __init__(
+        self, dataflow: str | None = None, execution: str | None = None, *, execution_tag: str | None = None
+    ) -> None:
         super().__init__()
         self.dataflow = dataflow
-        self.execution_tag = execution_tag
-        self._rec: dlprov_torch.Recorder | None = None
+        self.execution = execution or execution_tag  # execution_tag: the earlier keyword
+        self._rec: Recorder | None = None
         self._suspended = 0
         self._t0 = time.perf_counter()
-        self._losses: dlprov_torch._Pass | None = None
+        self._losses: Pass | None = None
         self._lrs: list[float | None] = []
         self._epoch_lr: float | None = None  # the rate the epoch ran with
         self._optimizer: Any = None
 
     # -- plumbing -----------------------------------------------------------------------------
     @property
-    def rec(self) -> dlprov_torch.Recorder:
+    def rec(self) -> Recorder:
         if self._rec is None:
-            rec = dlprov_torch.get_recorder()
-            if self.dataflow or self.execution_tag:
-                rec = dlprov_torch.Recorder(self.dataflow, self.execution_tag)
+            rec = get_recorder()
+            if self.dataflow or self.execution:
+                rec = Recorder(self.dataflow, self.execution)
             self._rec = rec
         return self._rec
 
     def _guard(self, where: str, fn: Any, *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception as exc:
-            log_once(f"lightning {where}", exc)
-            return None
+        return guarded(f"lightning {where}", fn, *args)
 
     def _suspend(self) -> None:
         self.rec.suspended += 1
@@ -106,7 +109,7 @@ class DLProvLightningCallback(pl.Callback):
         opt = self._optimizer
         if opt is None:
             return
-        now = dlprov_torch._lrs(opt)
+        now = learning_rates(opt)
         if now != self._lrs:
             # seen between epochs, the change belongs to the epoch that just ended
             epoch = trainer.current_epoch if within_epoch else max(trainer.current_epoch - 1, 0)
@@ -124,7 +127,7 @@ class DLProvLightningCallback(pl.Callback):
         rec = self.rec
         opt = trainer.optimizers[0] if trainer.optimizers else None
         self._optimizer = opt
-        self._lrs = dlprov_torch._lrs(opt) if opt is not None else []
+        self._lrs = learning_rates(opt) if opt is not None else []
         info = None
         loader = trainer.train_dataloader
         if loader is not None and hasattr(loader, "batch_size") and hasattr(loader, "dataset"):
@@ -143,7 +146,7 @@ class DLProvLightningCallback(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._t0 = time.perf_counter()
-        self._losses = dlprov_torch._Pass()
+        self._losses = Pass()
         self._guard("lr", self._check_lr, trainer, False)
         self._epoch_lr = self._lrs[0] if self._lrs else None
 
@@ -153,7 +156,7 @@ class DLProvLightningCallback(pl.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if self._losses is not None and loss is not None and getattr(loss, "ndim", None) == 0:
             self._losses.add_loss(loss)  # no device sync per step
-        if self._optimizer is not None and dlprov_torch._lrs(self._optimizer) != self._lrs:
+        if self._optimizer is not None and learning_rates(self._optimizer) != self._lrs:
             self._guard("lr", self._check_lr, trainer, True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -166,7 +169,7 @@ class DLProvLightningCallback(pl.Callback):
         loss = _pick(m, _LOSS)
         own = self._losses.mean_loss() if self._losses is not None else None
         row: dict[str, Any] = {
-            "timestamp": dlprov_torch._now(),
+            "timestamp": timestamp(),
             "elapsed_time": time.perf_counter() - self._t0,
             "loss": loss if loss is not None else own,
             "accuracy": _pick(m, _ACC),

@@ -20,7 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import DLProvError
+import dlprov_otel
+from dlprov_otel.errors import DLProvError
+from dlprov_otel.tracing import new_execution_tag
+
+from .keras import KerasInstrumentor
+from .lineage import load_data, split_data
 
 DATAFLOW = "mnist"
 SPLIT_RATIO = 0.25  # fraction of the digits held out for the test
@@ -101,8 +106,6 @@ def _classes(*ys: Any) -> int:
 # --- the two ways to record ------------------------------------------------------------------
 def _run_auto(epochs: int, data: str | None, out: Path) -> dict[str, Any]:
     """Plain Keras; the instrumentor records it. The data steps are marked with helpers."""
-    from .integrations.keras import load_data, split_data
-
     if data is None:
         with load_data("digits", source="sklearn.datasets.load_digits") as step:
             x, y = _read_digits()
@@ -135,7 +138,7 @@ def _run_dfanalyzer(epochs: int, data: str | None, out: Path, exec_tag: str) -> 
     import keras
     import numpy as np
 
-    from . import Dataflow, DataSet, Element, Task
+    from dlprov_otel import Dataflow, DataSet, Element, Task
 
     df = Dataflow(DATAFLOW, predefined=True)
     df.save()
@@ -235,7 +238,7 @@ def _show(statements: tuple[str, ...], store: Any, out: Any = None) -> None:
     out.write("\nsql> " + "; ".join(statements) + ";\n")
     result = store.run_script(list(statements))
     if len(result.columns) <= 8:
-        from .cli import print_result
+        from dlprov_otel.cli import print_result
 
         print_result(result.columns, result.rows, out=out)
         return
@@ -266,21 +269,16 @@ def run_demo(
         _read_npz(data)  # a bad file fails before TensorFlow loads
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
-    import dlprov_otel
-
-    from .integrations import keras as keras_integration
-    from .integrations import lineage
-    from .pythonic import new_execution_tag
-    from .store import default_store_url
+    from dlprov_otel.store import default_store_url  # opens nothing; imports the store's modules
 
     started = time.monotonic()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     telemetry = dlprov_otel.configure(store=os.fspath(store) if store is not None else default_store_url())
     exec_tag = new_execution_tag(DATAFLOW)
-    instrumentor = keras_integration.KerasInstrumentor()
+    instrumentor = KerasInstrumentor()
     was_on = instrumentor.is_instrumented_by_opentelemetry
-    defaults = dict(lineage._defaults)
+    previous = instrumentor.settings.as_kwargs() if was_on and instrumentor.settings else {}
     print(f"DLProv demo: execution {exec_tag!r}, store {telemetry.target}, api {api}")
     try:
         if api == "auto" and not was_on:
@@ -296,7 +294,7 @@ def run_demo(
         if api == "auto" and not was_on:
             instrumentor.uninstrument()
         elif api == "dfanalyzer" and was_on:
-            instrumentor.instrument(skip_dep_check=True, **defaults)
+            instrumentor.instrument(skip_dep_check=True, **previous)
     # what Keras itself reported, to hold against the store
     (out_dir / "keras_history.json").write_text(json.dumps({"execution": exec_tag, **reported}, indent=2))
     if not dlprov_otel.flush(60):
@@ -307,7 +305,7 @@ def run_demo(
     counts = st.element_counts(exec_tag)
     print("\nelements of this execution: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if v))
     try:
-        from .prov import export
+        from dlprov_otel.prov import export
     except ImportError as exc:
         print(f"\nPROV export skipped: dlprov_otel.prov is not available ({exc})")
     else:

@@ -1,0 +1,275 @@
+"""The patches of ``keras.Model``: ``fit``, ``evaluate``, ``save`` and ``save_weights``.
+
+Each wrapper prepares the run (tasks, callbacks put between yours), calls Keras, and ends
+the run; the exception of a failing call reaches the caller unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+from dlprov_otel.api import DataSet, Task
+
+from .. import lineage
+from .._shared.guard import guarded, report
+from .._shared.patching import Patcher
+from .callbacks import callback_classes
+from .facts import model_format, optional
+from .runs import EvalRun, TrainRun, context, last_train, running, state
+
+
+# --- the wrappers --------------------------------------------------------------------------
+def _replace_argument(fn: Any, args: tuple, kwargs: dict, name: str, value: Any) -> tuple[tuple, dict]:
+    params = list(inspect.signature(fn).parameters)
+    index = params.index(name) if name in params else -1
+    if 0 <= index < len(args):
+        return (*args[:index], value, *args[index + 1 :]), kwargs
+    return args, {**kwargs, name: value}
+
+
+def _user_callbacks(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def _split_task(exec_tag: str, df: Any, x: Any, y: Any, ratio: float) -> Task | None:
+    """The ``splitdata`` task of ``validation_split``; None when Keras cannot split the data."""
+    leaves = lineage.leaves((x, y))
+    if not leaves or not all(lineage.is_array(a) and len(a.shape) > 0 for _, a in leaves):
+        return None
+    n = int(leaves[0][1].shape[0])
+    split_at = math.floor(n * (1.0 - ratio))  # keras' train_validation_split
+    if split_at in (0, n):
+        return None
+    whole, train, val = [], [], []
+    for obj, name in ((x, "x"), (y, "y")):
+        if obj is not None:
+            w, t, v = lineage.describe_split(obj, name, split_at)
+            whole += w
+            train += t
+            val += v
+    task = lineage.new_task(df, exec_tag, "splitdata", lineage.dependencies(exec_tag, whole))
+    task.add_dataset(
+        DataSet(
+            "isplitconfig",
+            [
+                {
+                    "ratio": ratio,
+                    "method": "keras validation_split",
+                    "train_samples": split_at,
+                    "validation_samples": n - split_at,
+                }
+            ],
+        )
+    )
+    task.begin()
+    try:
+        lineage.emit(task, "otrainset", [dict(r, subset="train") for r in train], "trainset")
+        lineage.emit(task, "otrainset", [dict(r, subset="validation") for r in val], "trainset")
+    finally:
+        task.end()
+    lineage.mark_data_task(task)
+    return task
+
+
+def _prepare_fit(wrapped: Any, model: Any, args: tuple, kwargs: dict) -> tuple[TrainRun, tuple, dict] | None:
+    try:
+        bound = inspect.signature(wrapped).bind(*args, **kwargs)
+    except TypeError:
+        return None  # a wrong call: Keras itself reports it
+    a = bound.arguments
+    df, exec_tag = context()
+    x, y = a.get("x"), a.get("y")
+    ratio = float(a.get("validation_split") or 0.0)
+    validation = a.get("validation_data")
+    split = _split_task(exec_tag, df, x, y, ratio) if ratio and validation is None else None
+    if split is not None:
+        deps: list[Task] = [split]
+        inputs: list[dict[str, Any]] = []
+    else:
+        rows = [dict(r, subset="train") for r in lineage.describe(x, "x") + lineage.describe(y, "y")]
+        if isinstance(validation, tuple) and 2 <= len(validation) <= 3:
+            val_rows = lineage.describe(validation[0], "x") + lineage.describe(validation[1], "y")
+        else:
+            val_rows = lineage.describe(validation, "validation_data")
+        rows += [dict(r, subset="validation") for r in val_rows]
+        deps = lineage.dependencies(exec_tag, rows)
+        inputs = [r for r in rows if not lineage.was_output(exec_tag, "otrainset", r)]
+    batch_size = a.get("batch_size")
+    if batch_size is None and hasattr(x, "shape") and a.get("steps_per_epoch") is None:
+        batch_size = 32  # keras' default for arrays
+    fit_info = {
+        "validation_split": ratio if ratio else None,
+        "initial_epoch": a.get("initial_epoch", 0),
+        "steps_per_epoch": a.get("steps_per_epoch"),
+        "shuffle": str(a.get("shuffle", True)),
+    }
+    fit_info = {k: v for k, v in fit_info.items() if v is not None}
+
+    classes = callback_classes()
+    from keras.callbacks import CallbackList
+
+    user_value = a.get("callbacks")
+    task = lineage.new_task(df, exec_tag, "trainmodel", deps)
+    task.begin()
+    try:
+        lineage.emit(task, "otrainset", inputs, "trainset")
+        if isinstance(user_value, CallbackList):
+            user = [c for c in user_value.callbacks if not isinstance(c, classes["DLProvCallback"])]
+        else:
+            user = [c for c in _user_callbacks(user_value) if not isinstance(c, classes["DLProvCallback"])]
+        run = TrainRun(model, task, epochs=a.get("epochs", 1), batch_size=batch_size, fit_info=fit_info, callbacks=user)
+        main = classes["DLProvCallback"]()
+        if isinstance(user_value, CallbackList):
+            # a ready-made list: record at its end, without probes between the callbacks
+            main._attach(run, checks_rate=True)
+            main.set_model(model)
+            main.set_params(user_value.params)
+            user_value.callbacks.append(main)
+            run.cleanup = lambda: user_value.callbacks.remove(main)
+            return run, args, kwargs
+        main._attach(run, checks_rate=False)
+        probe = classes["RateProbe"]
+        chain: list[Any] = [probe(run, run.schedule or "user", first=True)]
+        for cb in user:
+            chain += [cb, probe(run, type(cb).__name__)]
+        chain.append(main)
+        args, kwargs = _replace_argument(wrapped, args, kwargs, "callbacks", chain)
+        return run, args, kwargs
+    except BaseException:
+        running.pop(model, None)
+        task.end()
+        raise
+
+
+def _wrap_fit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if not state.enabled:
+        return wrapped(*args, **kwargs)
+    prepared = guarded("fit", _prepare_fit, wrapped, instance, args, kwargs)
+    if prepared is None:
+        return wrapped(*args, **kwargs)
+    run, call_args, call_kwargs = prepared
+    try:
+        result = wrapped(*call_args, **call_kwargs)
+    except BaseException as exc:
+        guarded("fit end", run.finish, exc)
+        raise
+    finally:
+        if run.cleanup is not None:
+            guarded("fit end", run.cleanup)
+    guarded("fit end", run.finish, None)
+    return result
+
+
+def _prepare_evaluate(wrapped: Any, model: Any, args: tuple, kwargs: dict) -> tuple[EvalRun, tuple, dict] | None:
+    try:
+        bound = inspect.signature(wrapped).bind(*args, **kwargs)
+    except TypeError:
+        return None
+    a = bound.arguments
+    run = EvalRun(model, a.get("x"), a.get("y"))
+    try:
+        probe = callback_classes()["EvalProbe"](run)
+        value = a.get("callbacks")
+        from keras.callbacks import CallbackList
+
+        if isinstance(value, CallbackList):
+            return run, args, kwargs  # the metrics come from the return value
+        args, kwargs = _replace_argument(wrapped, args, kwargs, "callbacks", [*_user_callbacks(value), probe])
+        return run, args, kwargs
+    except BaseException:
+        run.task.end()
+        raise
+
+
+def _wrap_evaluate(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    # fit validates by calling evaluate(..., _use_cached_eval_dataset=True): not a test
+    if not state.enabled or kwargs.get("_use_cached_eval_dataset"):
+        return wrapped(*args, **kwargs)
+    prepared = guarded("evaluate", _prepare_evaluate, wrapped, instance, args, kwargs)
+    if prepared is None:
+        return wrapped(*args, **kwargs)
+    run, call_args, call_kwargs = prepared
+    try:
+        result = wrapped(*call_args, **call_kwargs)
+    except BaseException as exc:
+        guarded("evaluate end", run.finish, exc)
+        raise
+    guarded("evaluate end", run.finish, None, result)
+    return result
+
+
+def _record_save(model: Any, saved: str, args: tuple, kwargs: dict) -> None:
+    path = args[0] if args else kwargs.get("filepath")
+    row: dict[str, Any] = {"model_name": optional(lambda: model.name), "saved": saved}
+    if isinstance(path, str | os.PathLike):
+        full = os.path.abspath(os.fspath(path))
+        row.update(model_dir=full, format=model_format(full))
+        if os.path.exists(full):
+            row["size_bytes"], row["sha256"] = lineage.file_digest(full)
+    else:
+        row["model_dir"] = repr(path)
+    run = running.get(model)
+    if run is not None and not run.ended:  # during fit: a checkpoint
+        if run.last_epoch is not None:
+            row["epoch"] = run.last_epoch
+        run.task.add_dataset(DataSet("otrainedmodel", [row]))
+        run.task.save()
+        return
+    df, exec_tag = context()
+    task = last_train.get(model)
+    if task is not None and task.exec_tag == exec_tag:
+        # after fit returned: still an output of the training that produced the model
+        task.add_late_dataset(DataSet("otrainedmodel", [row]))
+        return
+    # a model saved without a fit in this run (loaded, or trained elsewhere)
+    task = lineage.new_task(df, exec_tag, "trainmodel")
+    task.begin()
+    task.add_dataset(DataSet("otrainedmodel", [row]))
+    task.end()
+    last_train[model] = task
+
+
+def _save_wrapper(saved: str) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        result = wrapped(*args, **kwargs)
+        if state.enabled:
+            guarded("save", _record_save, instance, saved, args, kwargs)
+        return result
+
+    return wrapper
+
+
+def _owner(cls: type, name: str) -> type:
+    """The class in ``cls``'s MRO that defines ``name`` (patched there, restored exactly)."""
+    return next(k for k in cls.__mro__ if name in k.__dict__)
+
+
+def patch(patcher: Patcher) -> None:
+    """Wrap ``keras.Model``'s methods (once; Keras 3 only)."""
+    import keras
+
+    major = int(str(keras.__version__).split(".")[0])
+    if major < 3:
+        report("keras version", RuntimeError(f"keras {keras.__version__} is not supported (Keras 3 is)"))
+        return
+    targets = [
+        ("fit", _wrap_fit),
+        ("evaluate", _wrap_evaluate),
+        ("save", _save_wrapper("model")),
+        ("save_weights", _save_wrapper("weights")),
+    ]
+    for name, wrapper in targets:
+        owner = _owner(keras.Model, name)
+        if not patcher.is_patched(owner, name):
+            patcher.wrap(owner, name, wrapper)
+
+
+__all__ = ["patch"]
