@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from dlprov_otel import Attribute, AttributeType, Element, Set, SetType, semconv, spool
 from dlprov_otel.api import dataset_attributes
-from dlprov_otel.services.otelcol import free_port
+from dlprov_otel.config import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,13 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from dlprov_otel.collector import client
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 import dlprov_otel
-from dlprov_otel import Dataflow, DataSet, Element, QueryError, StoreError, Task, spool
+from dlprov_otel import Dataflow, DataSet, Element, QueryError, StoreError, Task, client, spool
+from dlprov_otel.config import free_port
 from dlprov_otel.services import otelcol
 from tests import seedflow
 from tests.collector_proc import CollectorProcess, dataset_request, decode_request, loss_of, start_collector
@@ -156,8 +156,8 @@ def test_otlp_grpc_lands_the_same_rows_as_in_process(collector, baseline, monkey
 def test_through_the_opentelemetry_collector(collector, baseline, monkeypatch, tmp_path):
     otelcol.build()  # a failure to build is a failure of this test, not a skip
     col = otelcol.start(
-        otelcol.free_port(),
-        otelcol.free_port(),
+        free_port(),
+        free_port(),
         forward_to=collector.url,
         storage_dir=tmp_path / "queue",
         log_path=tmp_path / "otelcol.log",
@@ -269,7 +269,7 @@ def test_concurrent_senders_all_land(collector):
 
 def test_store_down_answers_503_with_retry_after(tmp_path):
     """A MonetDB server store that cannot be reached: the collector serves and asks to retry."""
-    nothing_there = f"monetdb://monetdb:monetdb@127.0.0.1:{otelcol.free_port()}/dlprov"
+    nothing_there = f"monetdb://monetdb:monetdb@127.0.0.1:{free_port()}/dlprov"
     col = start_collector(tmp_path / "c", store=nothing_there, health=503)
     try:
         status, headers, body = post(col.url + "/v1/traces", dataset_request(1, "down"))
@@ -401,7 +401,7 @@ def test_sql_endpoint_reads(collector):
 
 
 def test_client_names_an_unreachable_endpoint():
-    url = f"http://127.0.0.1:{otelcol.free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(StoreError, match=f"cannot reach the DLProv collector at {url}/v1/sql"):
         client.query(url, "SELECT 1")
 

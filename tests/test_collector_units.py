@@ -1,5 +1,5 @@
 """The collector's pieces without a process: the read-only SQL guard, OTLP decoding, the
-read-only session of the store, the CLI plugin."""
+read-only session of the store, the route interface, the CLI plugin."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import json
 import zlib
 
 import pytest
+
 from dlprov_otel.collector import decode
-from dlprov_otel.collector.server import is_loopback, jsonable, parse_size
-from dlprov_otel.collector.sqlguard import SQLRefused, check_read_only
+from dlprov_otel.collector.settings import parse_size
+from dlprov_otel.http import is_loopback, jsonable
+from dlprov_otel.http.sqlguard import SQLRefused, check_read_only
 
 pytestmark = pytest.mark.collector
 
@@ -193,3 +195,33 @@ def test_cli_plugin_registers_serve(tmp_path, capsys):
     args.token = None
     with pytest.raises(DLProvError, match="without a token"):
         args.func(args)
+
+
+def test_router_mounts_apps_side_by_side():
+    from dlprov_otel.http import Response, Route
+    from dlprov_otel.http.routes import Router
+
+    def answer(text: str):
+        return lambda request: Response(200, text.encode(), "text/plain")
+
+    class Ingest:
+        def routes(self):
+            return [Route("POST", "/v1/traces", answer("ingest"))]
+
+    class Pages:
+        def routes(self):
+            return [
+                Route("GET", "/ui/api/", answer("api"), prefix=True),
+                Route("GET", "/ui/", answer("page"), prefix=True),
+            ]
+
+    router = Router([Ingest(), Pages()])
+    assert router.find("POST", "/v1/traces").handler(None).body == b"ingest"
+    assert router.find("GET", "/ui/api/executions").handler(None).body == b"api"  # the longer prefix wins
+    assert router.find("GET", "/ui/js/app.js").handler(None).body == b"page"
+    refused = router.find("GET", "/v1/traces")
+    assert refused.status == 405 and refused.headers == {"Allow": "POST"}
+    missing = router.find("POST", "/v1/sql")
+    assert missing.status == 404 and json.loads(missing.body)["error"].startswith("no such endpoint /v1/sql")
+    # without the ingest app, spans are not taken
+    assert Router([Pages()]).find("POST", "/v1/traces").status == 404

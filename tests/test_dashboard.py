@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dlprov_otel.collector import client
 
 import dlprov_otel
+from dlprov_otel import client
 from tests.collector_proc import CollectorProcess, start_collector
 from tests.dashboard_training import DigitsRun
 
@@ -349,21 +349,8 @@ def test_dlprov_ui_serves_a_local_store(browser: Any, tmp_path: Path, subprocess
                        "--out", str(tmp_path)], subprocess_env)
     assert child.returncode == 0, child.stderr[-2000:]
     tag = child.stdout.strip().splitlines()[-1]
-    env = {**subprocess_env, "PYTHONPATH": str(ROOT)}
-    env.pop("DLPROV_TOKEN", None)
-    ui = subprocess.Popen([sys.executable, "-m", "dlprov_otel.ui.cli", "--store", str(store), "--port", "0"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    ui, url = start_ui(store, subprocess_env)
     try:
-        url = None
-        deadline = time.monotonic() + 60
-        assert ui.stdout is not None
-        while url is None and time.monotonic() < deadline:
-            line = ui.stdout.readline()
-            if not line:
-                break
-            if line.startswith("DLProv dashboard: "):
-                url = line.split()[2]
-        assert url and url.endswith("/ui/"), f"dlprov ui did not announce its address (exit {ui.poll()})"
         status, body = get(url + "api/executions")
         assert status == 200
         items = json.loads(body)["executions"]
@@ -374,12 +361,67 @@ def test_dlprov_ui_serves_a_local_store(browser: Any, tmp_path: Path, subprocess
         expect(row(pg, tag)).to_have_attribute("data-status", "FINISHED", timeout=WAIT_MS)
         context.close()
     finally:
-        ui.send_signal(signal.SIGTERM)
-        try:
-            assert ui.wait(20) == 0
-        finally:
-            if ui.poll() is None:
-                ui.kill()
+        stop_ui(ui)
+
+
+def start_ui(store: Path, subprocess_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """``dlprov ui`` (as ``python -m dlprov_otel.ui.cli``) on a free port; returns it and its address."""
+    env = {**subprocess_env, "PYTHONPATH": str(ROOT)}
+    env.pop("DLPROV_TOKEN", None)
+    ui = subprocess.Popen([sys.executable, "-m", "dlprov_otel.ui.cli", "--store", str(store), "--port", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    url = None
+    assert ui.stdout is not None
+    lines = []
+    watchdog = threading.Timer(300, ui.kill)  # generous: a loaded machine opens the store slowly
+    watchdog.start()
+    try:
+        while url is None:  # the announcement comes once it listens; EOF if it exits first
+            line = ui.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("DLProv dashboard: "):
+                url = line.split()[2]
+    finally:
+        watchdog.cancel()
+    if not (url and url.endswith("/ui/")):
+        stop_ui(ui)
+        pytest.fail(f"dlprov ui did not announce its address (exit {ui.poll()}):\n{''.join(lines)[-2000:]}")
+    return ui, url
+
+
+def stop_ui(ui: subprocess.Popen) -> None:
+    ui.send_signal(signal.SIGTERM)
+    try:
+        assert ui.wait(60) == 0
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+            ui.wait(10)
+
+
+def test_dlprov_ui_opens_no_ingest_endpoint(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """`dlprov ui` serves the dashboard and read-only queries; spans sent to it are refused."""
+    ui, url = start_ui(tmp_path / "store", subprocess_env)
+    base = url[: -len("/ui/")]
+    try:
+        req = urllib.request.Request(base + "/v1/traces", data=b"\x00", method="POST",
+                                     headers={"Content-Type": "application/x-protobuf"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        with err.value:
+            assert err.value.code == 404
+            assert "no such endpoint /v1/traces" in json.loads(err.value.read())["error"]
+        assert get(base + "/v1/traces")[0] == 404
+        assert get(base + "/health")[0] == 200  # the dashboard's connection light
+        assert get(base + "/ui/")[0] == 200
+        columns, rows = client.query(base, "SELECT 1 AS one")  # the SQL console's endpoint
+        assert columns == ["one"] and rows == [(1,)]
+        with pytest.raises(dlprov_otel.QueryError, match="403"):
+            client.query(base, "DROP TABLE sys.task")
+    finally:
+        stop_ui(ui)
 
 
 def test_api_answers_and_errors(collector: CollectorProcess, runs: list[DigitsRun]) -> None:

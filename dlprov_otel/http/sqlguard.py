@@ -1,4 +1,4 @@
-"""Read-only SQL for the collector's query endpoint.
+"""Read-only SQL for the query endpoint (`/v1/sql`) of the collector and of `dlprov ui`.
 
 A small tokenizer (string literals, quoted identifiers and comments are skipped, so a quoted
 ``'drop'`` is harmless and ``/* c */ drop`` is not) splits a script into statements and

@@ -16,19 +16,15 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from dlprov_otel.errors import DLProvError
+from dlprov_otel.http import HTTPError
 
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPES = ("application/json",)
 _ID_BYTES = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
 
 
-class PayloadError(DLProvError):
+class PayloadError(HTTPError):
     """A request body the collector refuses; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:

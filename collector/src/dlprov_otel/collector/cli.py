@@ -5,24 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 
+from dlprov_otel.client import health
+
+from .settings import add_serve_arguments
+
 
 def _serve(args: argparse.Namespace) -> int:
+    # imported when the command runs, not when `dlprov` builds its parser (it loads the store)
     from .server import run_from_args
 
     return run_from_args(args)
 
 
 def _health(args: argparse.Namespace) -> int:
-    from .client import health
-
     print(json.dumps(health(args.endpoint), indent=2))
     return 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``dlprov collector serve`` and ``dlprov collector health``."""
-    from .server import add_serve_arguments
-
     p = subparsers.add_parser("collector", help="the DLProv collector: OTLP in, provenance store, SQL out")
     sub = p.add_subparsers(dest="collector_command", metavar="SUBCOMMAND", required=True)
     s = sub.add_parser(

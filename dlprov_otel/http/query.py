@@ -1,0 +1,67 @@
+"""The read-only query API over a store, mounted by the collector and by ``dlprov ui``.
+
+- ``POST /v1/sql`` (``{"sql": "SET SCHEMA \\"mnist\\"; SELECT ..."}``): read-only SQL (see
+  :mod:`dlprov_otel.http.sqlguard`), run in one session and rolled back; ``{"columns", "rows"}``.
+- ``GET /v1/executions``: the runs, one JSON object each.
+- ``GET /health`` (and ``/healthz``): 200 while the store answers, else 503; no token needed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dlprov_otel.errors import StoreError
+
+from .guard import RETRY_AFTER_STORE, TokenCheck, json_api
+from .routes import HTTPError, Request, Response, Route, json_response, jsonable
+from .sqlguard import check_read_only
+from .stores import SharedStore
+
+MAX_SQL_BODY = 1024 * 1024
+
+
+class QueryApp:
+    """``/v1/sql``, ``/v1/executions`` and ``/health`` for ``stores``; ``details`` adds to the health document."""
+
+    def __init__(self, stores: SharedStore, auth: TokenCheck, details: Callable[[], dict[str, Any]] | None = None):
+        self.stores = stores
+        self.auth = auth
+        self.details = details
+
+    def routes(self) -> Sequence[Route]:
+        return [
+            Route("POST", "/v1/sql", json_api(self.auth, self.sql)),
+            Route("GET", "/v1/executions", json_api(self.auth, self.executions)),
+            Route("GET", "/health", self.health),
+            Route("GET", "/healthz", self.health),
+        ]
+
+    def sql(self, request: Request) -> Response:
+        body = request.body(MAX_SQL_BODY)
+        try:
+            doc = json.loads(body or b"null")
+        except ValueError as exc:
+            raise HTTPError(400, f'the body is not JSON: {exc}; send {{"sql": "SELECT ..."}}') from None
+        sql = doc.get("sql") if isinstance(doc, dict) else None
+        if not isinstance(sql, str):
+            raise HTTPError(400, 'send a JSON object {"sql": "SELECT ..."}')
+        statements = check_read_only(sql)
+        result = self.stores.get().run_script(statements, read_only=True)
+        rows = [[jsonable(v) for v in row] for row in result.rows]
+        return json_response(200, {"columns": result.columns, "rows": rows})
+
+    def executions(self, request: Request) -> Response:
+        result = self.stores.get().executions()
+        runs = [{c: jsonable(v) for c, v in zip(result.columns, row, strict=False)} for row in result.rows]
+        return json_response(200, runs)
+
+    def health(self, request: Request) -> Response:
+        try:
+            store = self.stores.get()
+        except StoreError as exc:
+            doc = {"status": "unavailable", "store": self.stores.describe(), "error": str(exc)}
+            return json_response(503, doc, {"Retry-After": str(RETRY_AFTER_STORE)})
+        doc = {"status": "ok", "store": store.url, "token_required": self.auth.required}
+        return json_response(200, {**doc, **(self.details() if self.details else {})})
