@@ -140,9 +140,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
         columns, rows = query(args.endpoint, "; ".join(statements), token=args.token)
     else:
-        from .store import open_store
-
-        store = open_store(args.store)
+        store = open_and_replay(args.store)
         result = store.run_script(statements)
         columns, rows = result.columns, result.rows
     if columns:
@@ -159,17 +157,33 @@ def _cmd_executions(args: argparse.Namespace) -> int:
         columns, rows = executions(args.endpoint, token=args.token)
         print_result(columns, rows, args.format)
         return 0
-    from .store import open_store
+    from .store import readmodel
 
-    store = open_store(args.store)
-    res = store.executions()
-    columns = [*res.columns, "elements"]
-    rows = []
-    for r in res.rows:
-        counts = store.element_counts(r[0])
-        rows.append((*r, sum(counts.values())))
-    print_result(columns, rows, args.format)
+    store = open_and_replay(args.store)
+    rows = [
+        (*e.as_dict().values(), sum(readmodel.element_counts(store, e.tag).values()))
+        for e in readmodel.execution_summaries(store)
+    ]
+    print_result([*readmodel.SUMMARY_COLUMNS, "elements"], rows, args.format)
     return 0
+
+
+def open_and_replay(url: str | None) -> Any:
+    """Open a store, first storing what dead processes journalled for it and did not see stored."""
+    from .exporter import MonetDBSpanExporter
+    from .replay import replay_orphans
+    from .spool import default_spool_dir
+    from .store import describe, open_store
+
+    store = open_store(url)
+    result = replay_orphans(default_spool_dir(), describe(store.url), MonetDBSpanExporter(store=store), patience=0)
+    if result.journals or result.kept:
+        print(
+            f"dlprov: stored {result.spans} span(s) from {result.journals} journal(s) of stopped processes"
+            + (f"; {result.kept} journal(s) kept" if result.kept else ""),
+            file=sys.stderr,
+        )
+    return store
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -180,9 +194,19 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
         files, spans = replay_spool(args.endpoint, args.spool_dir, token=args.token)
     else:
-        from .store import open_store
+        from .exporter import MonetDBSpanExporter
+        from .replay import replay_orphans
+        from .store import describe, open_store
 
-        files, spans = spool.replay(open_store(args.store), args.spool_dir)
+        store = open_store(args.store)
+        result = replay_orphans(
+            args.spool_dir or spool.default_spool_dir(), describe(store.url), MonetDBSpanExporter(store=store),
+            patience=0,
+        )
+        print(f"replayed {result.journals} journal(s), {result.spans} span(s)"
+              + (f"; {result.kept} kept" if result.kept else "")
+              + (f"; {result.quarantined} quarantined" if result.quarantined else ""))
+        files, spans = spool.replay(store, args.spool_dir)
     print(f"replayed {files} spool file(s), {spans} span(s)")
     return 0
 

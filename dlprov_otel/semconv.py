@@ -73,25 +73,30 @@ READY = "READY"
 RUNNING = "RUNNING"
 FINISHED = "FINISHED"
 FAILED = "FAILED"
-STATUSES = (READY, RUNNING, FINISHED, FAILED)
+TERMINATED = "TERMINATED"  # stopped by a signal (SIGTERM, SIGHUP, SIGINT): the scheduler's stop
+STATUSES = (READY, RUNNING, FINISHED, FAILED, TERMINATED)
 
 # --- tags ----------------------------------------------------------------------------------
 TAG_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-# Columns that every set relation has; attributes may not take these names.
-RESERVED_COLUMNS = frozenset(
-    {
-        "task_id",
-        "producer_task_id",
-        "consumer_task_id",
-        "execution_tag",
-        "emitted_at",
-        "element_id",
-        "trace_id",
-        "span_id",
-        "idx",
-        "rank",
-    }
+
+# --- provenance columns --------------------------------------------------------------------
+# Every set relation carries these columns besides its attributes (their SQL types and order:
+# store/schema.py). They are named here, below the store, because the data model
+# (model.Attribute) refuses them as attribute names; every other module takes them from
+# store.schema.
+PROVENANCE_COLUMNS = (
+    "task_id",
+    "producer_task_id",
+    "consumer_task_id",
+    "execution_tag",
+    "rank",
+    "emitted_at",
+    "element_id",
+    "trace_id",
+    "span_id",
+    "idx",
 )
+RESERVED_COLUMNS = frozenset(PROVENANCE_COLUMNS)
 
 
 def sanitize_name(name: str) -> str:

@@ -22,15 +22,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DLProvError
+from .errors import ProvExportError, UnknownTagError
+from .namespaces import ID_URI, VOCAB_URI
 
 if TYPE_CHECKING:
     from prov.model import ProvDocument
 
     from ..store import Store
-
-VOCAB_URI = "https://w3id.org/dlprov/ns#"
-ID_URI = "https://w3id.org/dlprov/id/"
 
 # format -> file extension
 FORMATS: dict[str, str] = {
@@ -43,14 +41,6 @@ FORMATS: dict[str, str] = {
     "svg": "svg",
 }
 DEFAULT_FORMATS = ("json", "provn", "png")
-
-
-class ProvExportError(DLProvError):
-    """A PROV document cannot be built or written."""
-
-
-class UnknownTagError(ProvExportError, LookupError):
-    """The execution or dataflow named is not in the store (the message lists the known ones)."""
 
 
 def build_document(
@@ -158,8 +148,10 @@ def _require(module: str, fmt: str) -> None:
 
 
 def _only_dataflow(store: Store) -> str | None:
-    rows = store.query(f"SELECT tag FROM {store.cat('dataflow')}").rows
-    return rows[0][0] if len(rows) == 1 else None
+    from ..store.readmodel import dataflow_tags
+
+    tags = dataflow_tags(store)
+    return tags[0] if len(tags) == 1 else None
 
 
 @contextmanager

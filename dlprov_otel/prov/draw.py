@@ -32,7 +32,8 @@ from prov.constants import (
 from prov.identifier import QualifiedName
 from prov.model import ProvDocument, ProvElement, ProvRecord
 
-from . import ProvExportError
+from ..store.schema import RESERVED_COLUMNS
+from .errors import ProvExportError
 
 NODE_STYLE: dict[Any, dict[str, str]] = {
     PROV_ENTITY: {"shape": "ellipse", "style": "filled", "fillcolor": "#FFFC87", "color": "#808080"},
@@ -51,7 +52,9 @@ EDGE_STYLE: dict[Any, dict[str, str]] = {
 }
 HEAD, TAIL = 3, 2  # elements kept at each end of a folded group
 MAX_DETAILS = 4  # attribute lines under a node's label
-_HIDDEN = {"ds_tag", "tag", "exec_tag", "dt_tag", "name", "trace_id", "hardware_id", "task_id", "spec_hash"}
+# Attributes that identify a record rather than describe it (the store's provenance columns and
+# the tags and ids the builder adds): left out of a node's lines.
+IDENTIFYING_ATTRIBUTES = RESERVED_COLUMNS | {"ds_tag", "dt_tag", "exec_tag", "tag", "name", "hardware_id", "spec_hash"}
 
 
 def _esc(text: str) -> str:
@@ -111,7 +114,7 @@ def _details(record: ProvElement) -> list[str]:
     for name, value in record.extra_attributes:
         if not isinstance(name, QualifiedName) or name.namespace.prefix == "prov":
             continue
-        if name.localpart in _HIDDEN or (name.localpart == "epoch" and "epoch" in _label(record)):
+        if name.localpart in IDENTIFYING_ATTRIBUTES or (name.localpart == "epoch" and "epoch" in _label(record)):
             continue
         lines.append(f"{name.localpart} = {_value_text(value)}")
         if len(lines) == MAX_DETAILS:

@@ -79,7 +79,7 @@ def open_store(url: str | os.PathLike[str] | None = None) -> Store:
     with _lock:
         store = _open.get(key)
         if store is None:
-            store = Store(_backend(key), describe(key))
+            store = Store(_backend(key), describe(key), on_close=release)
             _open[key] = store
         store._refs += 1
         return store
