@@ -6,7 +6,7 @@ STAMP_ALL   := .venv/.installed-all
 STAMP_DEMO  := .venv/.installed-demo
 export PATH := $(CURDIR)/.venv/bin:$(PATH):/usr/local/go/bin
 
-.PHONY: demo test install install-all lint bench bench-quick neo4j neo4j-stop otelcol collector clean
+.PHONY: demo test test-unit install install-all lint bench bench-quick neo4j neo4j-stop otelcol collector monetdb monetdb-build monetdb-stop clean
 
 $(STAMP_DEMO): pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh $(EXTRAS_DEMO)
@@ -22,9 +22,12 @@ install-all: $(STAMP_ALL)  ## everything: torch, server, neo4j, collector, dev t
 demo: $(STAMP_DEMO)        ## the main job: Keras training recorded into ./dlprov-data, SQL + PROV
 	.venv/bin/dlprov demo
 
-test: $(STAMP_ALL) otelcol ## all tests, with real MonetDB, Neo4j (Maven) and OpenTelemetry Collector (Go)
+test: $(STAMP_ALL) otelcol monetdb-build ## all tests: embedded MonetDB and a MonetDB server, Neo4j (Maven), the OpenTelemetry Collector (Go)
 	.venv/bin/ruff check .
 	$(PY) -m pytest
+
+test-unit: $(STAMP_ALL)    ## the fast tier: the SDK on an in-memory exporter (seconds; no MonetDB, no server)
+	$(PY) -m pytest tests/unit -q
 
 lint: $(STAMP_ALL)
 	.venv/bin/ruff check .
@@ -46,6 +49,15 @@ otelcol:                   ## build the OpenTelemetry Collector with the Collect
 
 collector: $(STAMP_ALL)    ## run the DLProv collector on 127.0.0.1:4318 (HTTP) and :4317 (gRPC)
 	.venv/bin/dlprov collector serve
+
+monetdb-build:             ## build the MonetDB server from source once, into a cache outside the repository
+	scripts/monetdb.sh build
+
+monetdb: $(STAMP_ALL)      ## start a MonetDB server on 127.0.0.1 (built once) and print its monetdb:// URL
+	scripts/monetdb.sh start
+
+monetdb-stop:
+	scripts/monetdb.sh stop
 
 clean:
 	rm -rf .venv dlprov-data dlprov-out neo4j/target neo4j/run collector/otelcol/build

@@ -27,3 +27,7 @@ class StoreLockedError(StoreError):
 
 class QueryError(DLProvError):
     """A SQL statement failed or was refused."""
+
+
+class DiskFullError(StoreError):
+    """The disk holding the store, the journal or the spool is full."""

@@ -13,8 +13,10 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from .errors import DLProvError
+from .errors import DLProvError, ElementError, SpecError
 from .records import from_readable_spans
+from .store import PendingStore, Store, open_store
+from .store.readmodel import stored_span_keys
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +30,6 @@ class MonetDBSpanExporter(SpanExporter):
     """
 
     def __init__(self, store: Any = None) -> None:
-        from .store import PendingStore, Store, open_store
-
         self._owns = not isinstance(store, Store | PendingStore)
         self._pending = store if isinstance(store, PendingStore) else None
         self._store: Store | None = None
@@ -37,6 +37,7 @@ class MonetDBSpanExporter(SpanExporter):
             self._store = store if isinstance(store, Store) else open_store(store)
         self._failing = False
         self.last_error: str | None = None
+        self.permanent_failure = False  # the last failure was bad data, not an unreachable store
 
     @property
     def store(self) -> Any:
@@ -47,9 +48,12 @@ class MonetDBSpanExporter(SpanExporter):
         return self._store
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.permanent_failure = False
         try:
             self.store.ingest(from_readable_spans(spans))
         except DLProvError as exc:
+            # a spec or element the store can never take is bad data; the rest may pass later
+            self.permanent_failure = isinstance(exc, SpecError | ElementError) or bool(getattr(exc, "permanent", False))
             return self._fail(str(exc))
         except Exception as exc:  # anything else must not reach the SDK thread either
             return self._fail(f"{type(exc).__name__}: {exc}")
@@ -64,6 +68,10 @@ class MonetDBSpanExporter(SpanExporter):
             logger.error("DLProv: cannot store provenance (will retry): %s", message)
             self._failing = True
         return SpanExportResult.FAILURE
+
+    def stored_keys(self, keys: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Which (trace id, span id) pairs the store holds: read back, not assumed."""
+        return stored_span_keys(self.store, keys)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True

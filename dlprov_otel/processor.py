@@ -3,8 +3,11 @@
 OpenTelemetry's ``BatchSpanProcessor`` holds 2,048 spans and silently throws new ones away
 when the queue is full, and gives up on a batch its exporter could not take. This one keeps
 every span: the queue is large and, when full, makes the caller wait instead of dropping; a
-batch that fails is retried with back-off; at shutdown, what still could not be exported is
-written to a spool file to be replayed later (``dlprov replay``). Counters are public.
+batch that fails is retried with back-off (also while flushing and shutting down); a batch
+the exporter refuses as bad data is split until the bad spans stand alone, and those are
+quarantined with their error while the others go through. Committed spans are reported to
+``on_exported`` (the journal's checkpoint). Without a journal, what still could not be
+exported at shutdown is written to a spool file (``dlprov replay``). Counters are public.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class ProcessorStats:
     retried_spans: int = 0  # spans that went through at least one retry
     blocked_waits: int = 0  # times a caller waited because the queue was full
     spooled: int = 0  # spans written to the spool at shutdown
+    quarantined: int = 0  # spans the store refused as bad data, kept aside with their error
+    kept_in_journal: int = 0  # spans left unexported at shutdown: the journal replays them
     dropped: int = 0  # spans lost: stays 0 unless even the spool failed
     dropped_in_forked_child: int = 0  # spans ended in a fork (DataLoader worker): not ours
     pending: int = 0  # spans waiting now
@@ -61,6 +66,10 @@ class LosslessSpanProcessor(SpanProcessor):
         shutdown_timeout: float = 30.0,
         max_retry: float = 300.0,
         spool: Callable[[Sequence[ReadableSpan]], str] | None = None,
+        on_exported: Callable[[Sequence[ReadableSpan]], None] | None = None,
+        quarantine: Callable[[Sequence[ReadableSpan], str], str] | None = None,
+        journaled: bool = False,
+        max_backoff: float = 5.0,
     ) -> None:
         self.exporter = exporter
         self.schedule_delay = schedule_delay
@@ -69,11 +78,16 @@ class LosslessSpanProcessor(SpanProcessor):
         self.shutdown_timeout = shutdown_timeout
         self.max_retry = max_retry
         self.spool = spool
+        self.on_exported = on_exported
+        self.quarantine = quarantine
+        self.journaled = journaled  # a journal holds every span: nothing to spool at exit
+        self.max_backoff = max_backoff
         self.stats = ProcessorStats()
+        self.quarantined_keys: set[tuple[int, int]] = set()
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._cond = threading.Condition()
         self._inflight = 0
-        self._retry: list[ReadableSpan] = []
+        self._retry: list[list[ReadableSpan]] = []  # failed batches, retried in order
         self._flush_requests = 0
         self._stopping = False
         self._shutdown = False
@@ -108,8 +122,11 @@ class LosslessSpanProcessor(SpanProcessor):
                 self._cond.notify_all()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Wait until every span is exported; True only when all of them were stored
+        (none is still pending, spooled or quarantined)."""
         deadline = time.monotonic() + timeout_millis / 1000
         with self._cond:
+            lost_before = self.stats.spooled + self.stats.quarantined + self.stats.dropped
             self._flush_requests += 1
             self._cond.notify_all()
             while self._queue or self._inflight or self._retry:
@@ -117,22 +134,33 @@ class LosslessSpanProcessor(SpanProcessor):
                 if remaining <= 0:
                     return False
                 self._cond.wait(min(remaining, 0.05))
-                self._cond.notify_all()
-        return True
+            return self.stats.spooled + self.stats.quarantined + self.stats.dropped == lost_before
 
     def shutdown(self) -> None:
         if self._shutdown:
             return
-        self.force_flush(int(self.shutdown_timeout * 1000))
+        timeout = self.shutdown_timeout
+        if self.journaled and self._retry:
+            # the store is failing and the journal holds every span: do not hold the exit
+            timeout = min(timeout, 5.0)
+        self.force_flush(int(timeout * 1000))
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout=5)
         with self._cond:
-            left = list(self._queue)
+            left = list(self._queue) + [s for b in self._retry for s in b]
             self._queue.clear()
+            self._retry = []
             self._shutdown = True
-        if left:
+        if left and self.journaled:
+            self.stats.kept_in_journal += len(left)
+            logger.warning(
+                "DLProv: %d provenance spans could not be stored before exit; the journal keeps them and "
+                "the next DLProv process that uses this store (or `dlprov replay`) stores them",
+                len(left),
+            )
+        elif left:
             self._spool(left)
         self.exporter.shutdown()
 
@@ -144,42 +172,86 @@ class LosslessSpanProcessor(SpanProcessor):
 
     def _run(self) -> None:
         backoff = 0.0
+        next_try = 0.0  # monotonic time before which a failed batch is not retried
         failing_since: float | None = None
         while True:
             with self._cond:
-                if not self._stopping and (backoff or len(self._queue) < self.max_batch):
-                    self._cond.wait(backoff or self.schedule_delay)
+                while True:
+                    now = time.monotonic()
+                    if backoff and now < next_try:
+                        # back off for real: a flush or a shutdown wakes us, but does not
+                        # make a failing store be hammered
+                        if self._stopping:
+                            break
+                        self._cond.wait(next_try - now)
+                        continue
+                    if self._retry or self._stopping or len(self._queue) >= self.max_batch:
+                        break
+                    if self._queue and self._flush_requests:
+                        break
+                    self._cond.wait(self.schedule_delay)
+                    if self._queue:
+                        break
                 if self._stopping and ((not self._queue and not self._retry) or backoff):
-                    if self._retry:
-                        self._queue.extendleft(reversed(self._retry))
-                        self._retry = []
                     return
                 if self._retry:  # a failed batch is retried alone, so a bad one cannot grow
-                    batch, self._retry = self._retry, []
+                    batch = self._retry.pop(0)
                 else:
                     batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
+                    if not self._queue:
+                        self._flush_requests = 0
                 self._inflight = len(batch)
             if not batch:
                 continue
             ok = self._export(batch)
+            permanent = not ok and bool(getattr(self.exporter, "permanent_failure", False))
             with self._cond:
                 self._inflight = 0
                 if ok:
                     self.stats.exported += len(batch)
                     backoff, failing_since = 0.0, None
-                elif failing_since is not None and time.monotonic() - failing_since > self.max_retry:
-                    # A batch refused for this long is not going through (a payload the
-                    # collector rejects, a store gone for good): keep it in the spool and let
-                    # the spans behind it pass.
+                    self._committed(batch)
+                elif permanent and len(batch) > 1:
+                    # bad data somewhere in the batch: split it until the bad spans stand alone
+                    half = len(batch) // 2
+                    self._retry[:0] = [batch[:half], batch[half:]]
+                elif permanent:
+                    self._quarantine(batch, getattr(self.exporter, "last_error", None) or "refused by the store")
+                    self._committed(batch)
+                elif not self.journaled and failing_since is not None and (
+                    time.monotonic() - failing_since > self.max_retry
+                ):
+                    # Without a journal, a batch refused for this long goes to the spool and
+                    # lets the spans behind it pass.
                     self._spool(batch)
                     backoff, failing_since = 0.0, None
                 else:
                     failing_since = failing_since or time.monotonic()
-                    self._retry = batch
+                    self._retry.insert(0, batch)
                     self.stats.retried_spans += len(batch)
-                    backoff = min(max(backoff * 2, 0.1), 5.0)
-                self.stats.pending = len(self._queue)
+                    backoff = min(max(backoff * 2, 0.1), self.max_backoff)
+                    next_try = time.monotonic() + backoff
+                self.stats.pending = len(self._queue) + sum(len(b) for b in self._retry)
                 self._cond.notify_all()
+
+    def _committed(self, batch: list[ReadableSpan]) -> None:
+        if self.on_exported is not None:
+            try:
+                self.on_exported(batch)
+            except Exception:  # the checkpoint is an optimisation; never stop exporting
+                logger.debug("DLProv: journal checkpoint failed", exc_info=True)
+
+    def _quarantine(self, batch: list[ReadableSpan], error: str) -> None:
+        self.stats.quarantined += len(batch)
+        self.quarantined_keys.update((s.context.trace_id, s.context.span_id) for s in batch)
+        where = "nowhere (no quarantine set)"
+        if self.quarantine is not None:
+            try:
+                where = self.quarantine(batch, error)
+            except Exception as exc:
+                where = f"nowhere ({exc})"
+        logger.error("DLProv: %d provenance span(s) refused by the store as bad data (%s); kept in %s",
+                     len(batch), error, where)
 
     def _export(self, batch: list[ReadableSpan]) -> bool:
         try:
@@ -196,6 +268,9 @@ class LosslessSpanProcessor(SpanProcessor):
     def _export_inline(self, spans: list[ReadableSpan]) -> None:
         if self._export(spans):
             self.stats.exported += len(spans)
+            self._committed(spans)
+        elif self.journaled:
+            self.stats.kept_in_journal += len(spans)
         else:
             self._spool(spans)
 

@@ -6,6 +6,7 @@ them to a store and removes the files that were stored.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -49,6 +50,22 @@ def spool_writer(directory: str | os.PathLike[str]) -> Callable[[Sequence[Readab
     return _write
 
 
+def quarantine_writer(directory: str | os.PathLike[str]) -> Callable[[Sequence[ReadableSpan], str], str]:
+    """Spans the store refused as bad data go to ``<spool>/quarantine/``, one JSON line each
+    (the span as OpenTelemetry writes it, plus the error), never replayed automatically."""
+
+    def _write(spans: Sequence[ReadableSpan], error: str) -> str:
+        d = Path(directory) / "quarantine"
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"{time.strftime('%Y%m%d')}-{os.getpid()}.jsonl"
+        with open(path, "a", encoding="utf-8") as fh:
+            for span in spans:
+                fh.write(json.dumps({"error": error, "span": json.loads(span.to_json(indent=None))}) + "\n")
+        return str(path)
+
+    return _write
+
+
 def pending(directory: str | os.PathLike[str] | None = None) -> list[Path]:
     d = Path(directory) if directory else default_spool_dir()
     return sorted(d.glob("*.otlp.pb")) if d.is_dir() else []
@@ -58,7 +75,9 @@ def replay(store, directory: str | os.PathLike[str] | None = None) -> tuple[int,
     """Store every spooled request; returns (files, spans) replayed. Stored files are removed."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+    from .errors import StoreError
     from .records import from_otlp
+    from .store.readmodel import stored_span_keys
 
     files = spans = 0
     for path in pending(directory):
@@ -66,6 +85,12 @@ def replay(store, directory: str | os.PathLike[str] | None = None) -> tuple[int,
         request.ParseFromString(path.read_bytes())
         records = from_otlp(request)
         store.ingest(records)
+        # removed only once every span is read back from the store (a full disk can make a
+        # write look done that is not)
+        keys = [(int(r.trace_id, 16), int(r.span_id, 16)) for r in records]
+        missing = set(keys) - stored_span_keys(store, keys)
+        if missing:
+            raise StoreError(f"{len(missing)} span(s) of {path} are not in the store after replay; the file is kept")
         spans += len(records)
         files += 1
         path.unlink()

@@ -13,8 +13,8 @@ import contextvars
 import datetime as dt
 import logging
 import os
-import secrets
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,14 +24,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Link, Span, Status, StatusCode
 
-from . import hardware, ranks, semconv
+from . import hardware, ranks, semconv, signals
 from .config import env_float
 from .errors import SpecError
+from .journal import Journal
 from .model import Dataflow, normalize_tag
 from .processor import LosslessSpanProcessor
+from .recorder import Recorder, SystemRandomIdGenerator
+from .replay import read_back, replay_orphans
 
 logger = logging.getLogger(__name__)
 TRACER_NAME = "dlprov_otel"
@@ -48,27 +50,6 @@ _UNLIMITED = SpanLimits(
 )
 
 
-class SystemRandomIdGenerator(IdGenerator):
-    """Trace and span ids from the OS's entropy.
-
-    The SDK's default draws from the ``random`` module, which training scripts seed for
-    reproducibility (``random.seed(42)``): two runs would then share ids, and the store, which
-    is idempotent on (trace id, span id), would take the second run for a duplicate.
-    """
-
-    def generate_span_id(self) -> int:
-        while True:
-            value = secrets.randbits(64)
-            if value != trace.INVALID_SPAN_ID:
-                return value
-
-    def generate_trace_id(self) -> int:
-        while True:
-            value = secrets.randbits(128)
-            if value != trace.INVALID_TRACE_ID:
-                return value
-
-
 @dataclass
 class Telemetry:
     """The configured pipeline: provider, processor and where spans go."""
@@ -76,7 +57,9 @@ class Telemetry:
     provider: TracerProvider
     processor: LosslessSpanProcessor
     target: str  # store URL or OTLP endpoint
+    recorder: Recorder
     pending_store: Any = None  # a PendingStore when exporting in-process
+    exporter: Any = None
 
     @property
     def store(self) -> Any:
@@ -87,19 +70,42 @@ class Telemetry:
     def tracer(self) -> trace.Tracer:
         return self.provider.get_tracer(TRACER_NAME)
 
-    def stats(self) -> dict[str, int]:
-        """Counters of the span processor (queued, exported, dropped, ...)."""
-        s = self.processor.stats
-        s.pending = len(self.processor._queue) + len(self.processor._retry)
-        return s.as_dict()
+    def stats(self) -> dict[str, Any]:
+        """What happened to what was recorded: journalled, stored, pending, quarantined, ..."""
+        s = self.processor.stats.as_dict()
+        journal = self.recorder.journal
+        s["emitted"] = self.recorder.emitted
+        s["journalled"] = journal.records - 1 if journal is not None else 0  # less the header
+        s["journal_write_failures"] = journal.failed_writes if journal is not None else 0
+        s["journal"] = str(journal.path) if journal is not None else None
+        s["stored"] = s["exported"]
+        s["pending"] = (journal.pending if journal is not None else 0) or s["pending"]
+        return s
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Export everything recorded so far; True when it is stored."""
-        return self.processor.force_flush(int(timeout * 1000))
+        """Export everything recorded so far; True only when all of it is stored (queryable)."""
+        deadline = time.monotonic() + timeout
+        if not self.recorder.drain(timeout):
+            return False
+        ok = self.processor.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
+        journal = self.recorder.journal
+        return ok and (journal is None or journal.pending == 0)
 
     def shutdown(self) -> None:
         _end_open_executions()
+        self.recorder.stop(self.processor.shutdown_timeout)
         self.provider.shutdown()
+        journal = self.recorder.journal
+        if journal is not None:
+            journal.close(delete=journal.pending == 0 and self._read_back(journal))
+
+    def _read_back(self, journal: Journal) -> bool:
+        """Every span of the journal is in the store (or acknowledged by the collector)."""
+        try:
+            return read_back(self.exporter, journal.path, self.processor.quarantined_keys)
+        except Exception as exc:
+            logger.warning("DLProv: could not read the journal's spans back (%s); kept %s", exc, journal.path)
+            return False
 
 
 _state: Telemetry | None = None
@@ -128,7 +134,7 @@ def configure(
     pipeline.
     """
     global _state
-    from .spool import default_spool_dir, spool_writer
+    from .spool import default_spool_dir, quarantine_writer, spool_writer
 
     with _state_lock:
         if _state is not None:
@@ -168,19 +174,27 @@ def configure(
             store_obj = PendingStore(store)  # opens in the background
             exporter = MonetDBSpanExporter(store=store_obj)
             target = describe(store_obj.url)
+        journal = _open_journal(spool_dir or default_spool_dir(), target, resource)
         processor = LosslessSpanProcessor(
             exporter,
             schedule_delay=schedule_delay if schedule_delay is not None else env_float("DLPROV_SCHEDULE_DELAY", 0.2),
             shutdown_timeout=env_float("DLPROV_SHUTDOWN_TIMEOUT", 30.0),
             max_retry=env_float("DLPROV_RETRY_SECONDS", 300.0),
             spool=spool_writer(spool_dir or default_spool_dir()),
+            on_exported=_checkpoint(journal) if journal is not None else None,
+            quarantine=quarantine_writer(spool_dir or default_spool_dir()),
+            journaled=journal is not None,
         )
+        ids = SystemRandomIdGenerator()
         provider = TracerProvider(
             resource=resource,
             span_limits=_UNLIMITED,
             shutdown_on_exit=False,
-            id_generator=SystemRandomIdGenerator(),
+            id_generator=ids,
         )
+        recorder = Recorder(provider.get_tracer(TRACER_NAME), ids, journal)
+        if recorder.journal_processor is not None:
+            provider.add_span_processor(recorder.journal_processor)  # first: journalled before anything
         provider.add_span_processor(processor)
         if store_obj is not None and (job := ranks.uses_rank_spool(store)) is not None:
             provider.add_span_processor(
@@ -188,10 +202,49 @@ def configure(
                     job, store_obj, env_float("DLPROV_RANK_POLL", 0.5), env_float("DLPROV_RANK_WAIT", 120)
                 )
             )
-        _state = Telemetry(provider=provider, processor=processor, target=target, pending_store=store_obj)
+        _state = Telemetry(
+            provider=provider, processor=processor, target=target, recorder=recorder,
+            pending_store=store_obj, exporter=exporter,
+        )
+        if journal is not None and not target.startswith("exporter:"):
+            replay_orphans_in_background(spool_dir or default_spool_dir(), target, exporter)
+        signals.install(_on_stop_signal)
         if set_global:
             _maybe_set_global(provider)
         return _state
+
+
+def _open_journal(spool_dir: Any, target: str, resource: Resource) -> Journal | None:
+    """This process's journal, or None (logged) when it cannot be created: recording goes on."""
+    if os.environ.get("DLPROV_JOURNAL", "1").lower() in ("0", "false", "no", "off"):
+        return None
+    try:
+        return Journal(spool_dir, target, resource)
+    except OSError as exc:
+        logger.error("DLProv: no provenance journal (%s): spans are exported but not crash-proof", exc)
+        return None
+
+
+def _checkpoint(journal: Journal):
+    def commit(spans: Sequence[Any]) -> None:
+        journal.commit([(s.context.trace_id, s.context.span_id) for s in spans])
+
+    return commit
+
+
+def replay_orphans_in_background(spool_dir: Any, target: str, exporter: SpanExporter) -> threading.Thread:
+    """Store what dead processes journalled for this target and did not see stored."""
+    thread = threading.Thread(
+        target=replay_orphans, args=(spool_dir, target, exporter), name="dlprov-journal-replay", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _on_stop_signal(signum: int) -> None:
+    """SIGTERM/SIGHUP with the default action: the process ends right after this."""
+    _end_open_executions(semconv.TERMINATED, f"terminated by {signals.name(signum)}")
+    shutdown()
 
 
 def _maybe_set_global(provider: TracerProvider) -> None:
@@ -307,7 +360,13 @@ class Execution:
             return self
 
     def end(self, status: str | None = None, error: BaseException | str | None = None) -> None:
-        """End the run: FINISHED, or FAILED when ``error`` is given."""
+        """End the run: FINISHED, or FAILED when ``error`` is given, or TERMINATED when a stop
+        signal (SIGTERM, SIGHUP, SIGINT) is what ends it."""
+        if status is None and signals.received is not None and (
+            error is None or isinstance(error, KeyboardInterrupt | SystemExit)
+        ):
+            status = semconv.TERMINATED
+            error = error or f"terminated by {signals.name(signals.received)}"
         with self._lock:
             if self.span is None or not self.span.is_recording():
                 return
@@ -371,10 +430,10 @@ def open_executions() -> list[Execution]:
     return list(_executions.values())
 
 
-def _end_open_executions() -> None:
+def _end_open_executions(status: str | None = None, error: str | None = None) -> None:
     for ex in list(_executions.values()):
         try:
-            ex.end()
+            ex.end(status, error)
         except Exception:  # never fail an interpreter exit
             logger.debug("ending execution %s failed", ex.tag, exc_info=True)
 
@@ -420,5 +479,6 @@ def start_task_span(
 
 
 def emit_dataset_span(ctx: otel_context.Context, name: str, attributes: dict[str, Any]) -> None:
-    """A dataset emission: a short span, child of its task, that ends at once."""
-    telemetry().tracer.start_span(name, context=ctx, attributes=attributes).end()
+    """A dataset emission: a short span, child of its task, that ends at once. It is
+    journalled here and built as a span off this thread."""
+    telemetry().recorder.emit(trace.get_current_span(ctx).get_span_context(), name, attributes)

@@ -1,0 +1,294 @@
+"""The local append-only journal: the durable boundary of provenance.
+
+Every span of a process is appended, as one compact record, to a per-process journal file
+before anything else happens to it: dataset emissions on the calling thread (a ``marshal``
+and one ``os.write`` to an ``O_APPEND`` file — the bytes are in the page cache and survive
+the death of the process, SIGKILL included), other spans when they end. Spans are then
+built and exported off the training thread. A checkpoint file says up to where the store
+or collector has committed; a journal is deleted only after its spans have been read back
+from the store (or acknowledged by the collector, which acknowledges after commit).
+
+A journal whose process is gone (its ``flock`` is free) and that is not fully committed is
+replayed automatically: by the next DLProv process that opens the same store or talks to
+the same endpoint, and by ``dlprov replay``.
+
+File layout, under ``<spool dir>/journal/<target key>/``::
+
+    <host>-<pid>-<random>.jnl     frames: 4-byte little-endian length + marshal payload
+    <host>-<pid>-<random>.ckpt    the byte offset below which every record is committed
+
+Records are tuples: ``("h", version, target, pid, resource attributes, created ns)`` first,
+then ``("s", trace_id, span_id, parent_span_id, name, start ns, end ns, attributes,
+status code, status description, links)`` per span.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import logging
+import marshal
+import os
+import re
+import secrets
+import socket
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
+
+from .errors import DiskFullError, DLProvError
+
+logger = logging.getLogger(__name__)
+
+VERSION = 1
+_LEN = struct.Struct("<I")
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_SCOPE = InstrumentationScope("dlprov_otel")
+SpanKey = tuple[int, int]  # (trace id, span id)
+
+
+def target_key(target: str) -> str:
+    """A directory name for a store URL or an endpoint (readable prefix + hash)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", target)[-40:].strip("_") or "target"
+    return f"{safe}-{hashlib.sha256(target.encode()).hexdigest()[:12]}"
+
+
+def journal_root(spool_dir: str | os.PathLike[str]) -> Path:
+    return Path(spool_dir) / "journal"
+
+
+def _disk_error(exc: OSError, path: Path) -> DLProvError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"disk full: cannot write the provenance journal {path} ({exc.strerror})")
+    return DLProvError(f"cannot write the provenance journal {path}: {exc}")
+
+
+class Journal:
+    """The journal of this process for one target (a store URL or an endpoint)."""
+
+    def __init__(self, spool_dir: str | os.PathLike[str], target: str, resource: Resource | None = None) -> None:
+        self.target = target
+        self.directory = journal_root(spool_dir) / target_key(target)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', socket.gethostname())[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.path = self.directory / f"{name}.jnl"
+        self.checkpoint_path = self.directory / f"{name}.ckpt"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "alive": replay skips locked files
+        self._lock = threading.Lock()
+        self._offset = 0
+        self._uncommitted: dict[SpanKey, int] = {}  # span -> offset of its record, in append order
+        self._checkpoint = 0
+        self._pid = os.getpid()
+        self.records = 0
+        self.committed = 0
+        self.failed_writes = 0
+        self.closed = False
+        self.error: str | None = None
+        attrs = dict(resource.attributes) if resource is not None else {}
+        self._append(("h", VERSION, target, self._pid, attrs, 0), None)
+        self._checkpoint = self._offset
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    # -- writing (the caller's thread) ------------------------------------------------------
+    def append_span(
+        self,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        name: str,
+        start: int,
+        end: int,
+        attributes: dict[str, Any],
+        status: tuple[int, str | None] = (0, None),
+        links: tuple[SpanKey, ...] = (),
+    ) -> bool:
+        """Append one ended span; False when the journal could not be written (counted)."""
+        return self._append(
+            ("s", trace_id, span_id, parent_id, name, start, end, attributes, status[0], status[1], links),
+            (trace_id, span_id),
+        )
+
+    def append_readable(self, span: ReadableSpan) -> bool:
+        ctx = span.context
+        parent = span.parent.span_id if span.parent is not None else 0
+        links = tuple((lk.context.trace_id, lk.context.span_id) for lk in span.links)
+        status = (int(span.status.status_code.value), span.status.description)
+        return self.append_span(
+            ctx.trace_id, ctx.span_id, parent, span.name, span.start_time or 0, span.end_time or 0,
+            dict(span.attributes or {}), status, links,
+        )
+
+    def _append(self, record: tuple, key: SpanKey | None) -> bool:
+        if self.closed or os.getpid() != self._pid:
+            return False
+        data = marshal.dumps(record)
+        frame = _LEN.pack(len(data)) + data
+        with self._lock:
+            try:
+                written = os.write(self._fd, frame)
+                if written != len(frame):  # a short write (disk full mid-record): finish or fail
+                    rest = frame[written:]
+                    while rest:
+                        n = os.write(self._fd, rest)
+                        rest = rest[n:]
+            except OSError as exc:
+                self.failed_writes += 1
+                if self.error is None:
+                    self.error = str(_disk_error(exc, self.path))
+                    logger.error("DLProv: %s; spans are kept in memory and exported", self.error)
+                return False
+            if key is not None:
+                self._uncommitted[key] = self._offset
+            self._offset += len(frame)
+            self.records += 1
+        return True
+
+    # -- checkpoint (the export thread) -----------------------------------------------------
+    def commit(self, keys: Sequence[SpanKey]) -> None:
+        """These spans are stored: advance the checkpoint past every committed prefix."""
+        with self._lock:
+            for k in keys:
+                if self._uncommitted.pop(k, None) is not None:
+                    self.committed += 1
+            first = next(iter(self._uncommitted.values()), None)
+            checkpoint = self._offset if first is None else first
+            if checkpoint == self._checkpoint:
+                return
+            self._checkpoint = checkpoint
+        self._write_checkpoint(checkpoint)
+
+    @property
+    def pending(self) -> int:
+        return len(self._uncommitted)
+
+    def _write_checkpoint(self, offset: int) -> None:
+        tmp = self.checkpoint_path.with_suffix(".ckpt.tmp")
+        try:
+            tmp.write_text(str(offset))
+            os.replace(tmp, self.checkpoint_path)
+        except OSError as exc:  # the checkpoint is an optimisation: replay is idempotent
+            logger.debug("journal checkpoint not written: %s", exc)
+
+    def close(self, *, delete: bool) -> None:
+        """Close; ``delete`` only when every span was read back from the store."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        if delete and not self._uncommitted:
+            for p in (self.path, self.checkpoint_path):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+    def _after_fork_in_child(self) -> None:
+        self.closed = True  # a forked worker (DataLoader) never writes into its parent's journal
+
+
+# --- reading and replay -------------------------------------------------------------------
+def read_records(path: Path, start: int = 0) -> Iterator[tuple]:
+    """The records of a journal from byte ``start``; a torn last record is ignored."""
+    data = path.read_bytes()
+    pos = start
+    while pos + _LEN.size <= len(data):
+        (n,) = _LEN.unpack_from(data, pos)
+        end = pos + _LEN.size + n
+        if end > len(data):
+            break  # the process died inside this write
+        try:
+            yield marshal.loads(data[pos + _LEN.size : end])
+        except (EOFError, ValueError, TypeError):
+            logger.warning("DLProv: a damaged record in %s at byte %d was skipped", path, pos)
+        pos = end
+
+
+def _checkpoint_of(path: Path) -> int:
+    try:
+        return int(path.with_suffix(".ckpt").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def to_readable(record: tuple, resource: Resource) -> ReadableSpan:
+    """A journal span record as the SDK's ``ReadableSpan`` (what exporters take)."""
+    _, trace_id, span_id, parent_id, name, start, end, attrs, code, desc, links = record
+    ctx = SpanContext(trace_id, span_id, is_remote=False, trace_flags=_SAMPLED)
+    parent = SpanContext(trace_id, parent_id, is_remote=False, trace_flags=_SAMPLED) if parent_id else None
+    return ReadableSpan(
+        name=name,
+        context=ctx,
+        parent=parent,
+        resource=resource,
+        attributes=attrs,
+        links=[Link(SpanContext(t, s, is_remote=False, trace_flags=_SAMPLED)) for t, s in links],
+        status=Status(StatusCode(code), desc) if code else Status(StatusCode.UNSET),
+        start_time=start,
+        end_time=end,
+        instrumentation_scope=_SCOPE,
+    )
+
+
+def load(path: Path, *, from_checkpoint: bool = True) -> tuple[str | None, list[ReadableSpan]]:
+    """(target, spans not yet checkpointed) of one journal file."""
+    resource = Resource.get_empty()
+    target: str | None = None
+    spans: list[ReadableSpan] = []
+    header_seen = False
+    start = _checkpoint_of(path) if from_checkpoint else 0
+    if start:  # the header is before the checkpoint: read it first
+        for rec in read_records(path):
+            if rec and rec[0] == "h":
+                target, resource, header_seen = rec[2], Resource(rec[4]), True
+            break
+    for rec in read_records(path, start):
+        if not rec:
+            continue
+        if rec[0] == "h" and not header_seen:
+            target, resource, header_seen = rec[2], Resource(rec[4]), True
+        elif rec[0] == "s":
+            spans.append(to_readable(rec, resource))
+    return target, spans
+
+
+def orphans(spool_dir: str | os.PathLike[str], target: str | None = None) -> list[Path]:
+    """Journals whose process is gone (their lock is free), for one target or all."""
+    root = journal_root(spool_dir)
+    dirs = [root / target_key(target)] if target is not None else [d for d in root.glob("*") if d.is_dir()]
+    found = []
+    for d in dirs:
+        for path in sorted(d.glob("*.jnl")):
+            if _unlocked(path):
+                found.append(path)
+    return found
+
+
+def _unlocked(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove(path: Path) -> None:
+    for p in (path, path.with_suffix(".ckpt")):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
