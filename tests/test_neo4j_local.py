@@ -1,4 +1,6 @@
-"""The local Neo4j Community server (resolved with Maven, run with ``java``) really works."""
+"""Our launcher of a local Neo4j Community server (resolved with Maven, run with ``java``): start,
+state file, status, stop, the CLI, and a clear error without the Maven project. Neo4j itself
+(types, MERGE, authentication) is not tested here; the loader's tests use it for real."""
 
 from __future__ import annotations
 
@@ -39,13 +41,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[neo4j_local.Neo
     srv.stop()
 
 
-@pytest.fixture
-def driver(server: neo4j_local.Neo4jServer):
-    neo4j = _driver_module()
-    with neo4j.GraphDatabase.driver(server.uri, auth=server.auth) as drv:
-        yield drv
-
-
 def test_server_listens_on_loopback_and_records_state(server: neo4j_local.Neo4jServer) -> None:
     assert re.fullmatch(r"bolt://127\.0\.0\.1:\d+", server.uri)
     assert neo4j_local.port_open(server.port)
@@ -59,50 +54,6 @@ def test_server_listens_on_loopback_and_records_state(server: neo4j_local.Neo4jS
     found = neo4j_local.status(server.state_file)
     assert found is not None and found.pid == server.pid
     assert "READY " + server.uri in server.log_path.read_text()
-
-
-def test_create_keeps_property_types(driver) -> None:
-    records, _, _ = driver.execute_query(
-        "CREATE (n:Entity {`dlprov:ds_tag`: 'x', `dlprov:loss`: 0.5, `dlprov:epoch`: 3,"
-        " `dlprov:shape`: [28, 28], `dlprov:ok`: true}) RETURN n"
-    )
-    assert len(records) == 1
-    node = records[0]["n"]
-    assert set(node.labels) == {"Entity"}
-    assert node["dlprov:ds_tag"] == "x"
-    loss = node["dlprov:loss"]
-    assert type(loss) is float and loss == 0.5
-    assert type(node["dlprov:epoch"]) is int and node["dlprov:epoch"] == 3
-    assert node["dlprov:shape"] == [28, 28]
-    assert node["dlprov:ok"] is True
-    # Read back in a fresh query, not just the CREATE's own result.
-    again, _, _ = driver.execute_query(
-        "MATCH (n:Entity {`dlprov:ds_tag`: 'x'}) RETURN n.`dlprov:loss` AS loss"
-    )
-    assert [type(r["loss"]) for r in again] == [float]
-
-
-def test_merge_twice_makes_one_node(driver) -> None:
-    query = (
-        "MERGE (n:Entity {`dlprov:id`: $id}) "
-        "ON CREATE SET n.created = 1 ON MATCH SET n.created = n.created + 1 RETURN n.created AS c"
-    )
-    first, _, _ = driver.execute_query(query, id="merge-1")
-    second, _, _ = driver.execute_query(query, id="merge-1")
-    assert (first[0]["c"], second[0]["c"]) == (1, 2)
-    count, _, _ = driver.execute_query(
-        "MATCH (n:Entity {`dlprov:id`: $id}) RETURN count(n) AS c", id="merge-1"
-    )
-    assert count[0]["c"] == 1
-
-
-def test_auth_is_enforced(server: neo4j_local.Neo4jServer) -> None:
-    neo4j = _driver_module()
-    with (
-        neo4j.GraphDatabase.driver(server.uri, auth=("neo4j", "not-the-password")) as bad,
-        pytest.raises(neo4j.exceptions.AuthError),
-    ):
-        bad.verify_connectivity()
 
 
 def test_start_refuses_a_busy_port(server: neo4j_local.Neo4jServer, tmp_path: Path) -> None:
@@ -136,7 +87,7 @@ def test_stop_really_stops_and_cli_restarts_on_same_data(tmp_path: Path) -> None
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=neo4j_local.START_TIMEOUT_S + 120,  # generous: a loaded machine starts the JVM slowly
         check=False,
     )
     assert out.returncode == 0, out.stderr
@@ -164,3 +115,27 @@ def test_stop_really_stops_and_cli_restarts_on_same_data(tmp_path: Path) -> None
         [*cli, "status"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
     assert status.returncode == 3
+
+
+def test_without_the_maven_project_the_error_names_the_setting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DLPROV_NEO4J_PROJECT"}
+    env["DLPROV_NEO4J_PROJECT"] = str(tmp_path / "nowhere")
+    out = subprocess.run(
+        [sys.executable, "-m", "dlprov_otel.services.neo4j_local", "build"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"error: no Maven project at {tmp_path / 'nowhere'} (set DLPROV_NEO4J_PROJECT)"
+
+
+def test_the_project_is_found_in_the_checkout_or_by_its_setting(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    from dlprov_otel.services import checkout
+
+    monkeypatch.delenv("DLPROV_NEO4J_PROJECT", raising=False)
+    assert neo4j_local.project_dir() == REPO_ROOT / "neo4j"
+    monkeypatch.setattr(checkout, "_CHECKOUT", tmp_path)  # as installed from a wheel: no checkout
+    with pytest.raises(checkout.ServiceFilesNotFound, match="not found: set DLPROV_NEO4J_PROJECT"):
+        neo4j_local.project_dir()
+    monkeypatch.setenv("DLPROV_NEO4J_PROJECT", str(tmp_path / "mine"))
+    assert neo4j_local.project_dir() == tmp_path / "mine"

@@ -30,8 +30,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,11 +38,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlprov_otel.config import free_port
+
+from .checkout import checkout_folder
+from .processes import HOST, pid_alive, port_open, tail, terminate
+
 MAIN_CLASS = "org.dlprov.neo4j.Main"
 DEFAULT_USER = "neo4j"
 DEFAULT_PASSWORD = "dlprovdlprov"
-HOST = "127.0.0.1"
 STOP_GRACE_S = 30.0
+# Generous: on a loaded 2-core machine the JVM and Neo4j take minutes to open Bolt.
+START_TIMEOUT_S = float(os.environ.get("DLPROV_NEO4J_START_TIMEOUT") or 600)
 
 # JVM options that Neo4j's own launcher passes (native file access, Netty, useful stack traces).
 _JVM_OPTS = (
@@ -64,9 +68,8 @@ _JVM_OPTS = (
 
 
 def project_dir() -> Path:
-    """The Maven project folder (``neo4j/`` at the top of the repository)."""
-    env = os.environ.get("DLPROV_NEO4J_PROJECT")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "neo4j"
+    """The Maven project folder: ``$DLPROV_NEO4J_PROJECT``, else ``neo4j/`` of the checkout."""
+    return checkout_folder("DLPROV_NEO4J_PROJECT", "neo4j", "pom.xml")
 
 
 def run_dir() -> Path:
@@ -204,39 +207,6 @@ def build(quiet: bool = True) -> Path:
 # --------------------------------------------------------------------------- processes
 
 
-def free_port(host: str = HOST) -> int:
-    """A TCP port on ``host`` that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie (reaps it if it is our child)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _is_our_server(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -246,40 +216,13 @@ def _is_our_server(pid: int) -> bool:
 
 
 def _terminate(pid: int, grace: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
-    """SIGTERM ``pid``, wait up to ``grace`` s, then SIGKILL; True if it was running."""
+    """Stop our server ``pid`` (SIGTERM, SIGKILL after ``grace`` s); True if it was running."""
     if proc is not None and proc.poll() is not None:
         return False
     if proc is None and not (pid_alive(pid) and _is_our_server(pid)):
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if not _wait_gone(pid, grace, proc):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid, 10.0, proc)
+    terminate(pid, grace, proc)
     return True
-
-
-def _wait_gone(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None) -> bool:
-    if proc is not None:
-        try:
-            proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 # --------------------------------------------------------------------------- state file
@@ -353,7 +296,7 @@ def start(
     port: int | None = None,
     data_dir: str | Path | None = None,
     password: str = DEFAULT_PASSWORD,
-    timeout: float = 180,
+    timeout: float = START_TIMEOUT_S,
     *,
     state_file: str | Path | None = None,
 ) -> Neo4jServer:
@@ -430,14 +373,14 @@ def _wait_ready(server: Neo4jServer, log_offset: int, timeout: float) -> None:
         if proc.poll() is not None:
             raise RuntimeError(
                 f"Neo4j exited with code {proc.returncode} during start; {server.log_path}:\n"
-                + _tail(server.log_path)
+                + tail(server.log_path)
             )
         if _ready_line(server.log_path, log_offset) and _connects(server.uri, server.auth):
             return
         if time.monotonic() > deadline:
             raise RuntimeError(
                 f"Neo4j did not accept Bolt connections on {server.uri} within {timeout:.0f} s; "
-                f"{server.log_path}:\n" + _tail(server.log_path)
+                f"{server.log_path}:\n" + tail(server.log_path)
             )
         time.sleep(0.25)
 
@@ -491,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_start.add_argument("--port", type=int, default=None, help="Bolt port (default: free)")
     p_start.add_argument("--data", type=Path, default=None, help="data dir (neo4j/run/data)")
     p_start.add_argument("--password", default=os.environ.get("NEO4J_PASSWORD", DEFAULT_PASSWORD))
-    p_start.add_argument("--timeout", type=float, default=180.0)
+    p_start.add_argument("--timeout", type=float, default=START_TIMEOUT_S,
+                         help=f"seconds to wait for Bolt (default {START_TIMEOUT_S:.0f}; $DLPROV_NEO4J_START_TIMEOUT)")
     sub.add_parser("stop", help="stop the server started by 'start'")
     sub.add_parser("status", help="print NEO4J_* lines if running (exit 3 if not)")
     sub.add_parser("build", help="resolve Neo4j with Maven and compile the launcher")

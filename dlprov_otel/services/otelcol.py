@@ -5,7 +5,9 @@ module proxy; idempotent), :func:`start` runs the binary with ``collector/otelco
 (OTLP in, persistent queue, OTLP/HTTP out to the DLProv collector), all settings passed as the
 environment variables that config documents, and waits until its health check answers.
 
-Environment: ``DLPROV_OTELCOL_BIN`` (use this binary instead of the built one).
+Environment: ``DLPROV_OTELCOL_DIR`` (the folder of ``build.sh`` and ``config.yaml``; default
+``collector/otelcol`` of the checkout), ``DLPROV_OTELCOL_BIN`` (use this binary instead of the
+built one).
 """
 
 from __future__ import annotations
@@ -23,19 +25,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-OTELCOL_DIR = REPO_ROOT / "collector" / "otelcol"
-BUILD_SCRIPT = OTELCOL_DIR / "build.sh"
-CONFIG_PATH = OTELCOL_DIR / "config.yaml"
-MANIFEST_PATH = OTELCOL_DIR / "builder-config.yaml"
-HOST = "127.0.0.1"
+from dlprov_otel.config import free_port
+
+from .checkout import checkout_folder
+from .processes import HOST, tail
+
 LOG_TAIL_LINES = 40
 
 
+def otelcol_dir() -> Path:
+    """The folder of ``build.sh`` and ``config.yaml``: ``$DLPROV_OTELCOL_DIR``, else the checkout's."""
+    return checkout_folder("DLPROV_OTELCOL_DIR", "collector/otelcol", "build.sh")
+
+
+def config_path() -> Path:
+    """The collector's configuration (``config.yaml``)."""
+    return otelcol_dir() / "config.yaml"
+
+
 def binary_path() -> Path:
-    """Path of the collector binary (``$DLPROV_OTELCOL_BIN`` or ``collector/otelcol/build/...``)."""
+    """Path of the collector binary (``$DLPROV_OTELCOL_BIN`` or ``build/otelcol-dlprov`` of :func:`otelcol_dir`)."""
     override = os.environ.get("DLPROV_OTELCOL_BIN")
-    return Path(override) if override else OTELCOL_DIR / "build" / "otelcol-dlprov"
+    return Path(override) if override else otelcol_dir() / "build" / "otelcol-dlprov"
 
 
 def build(force: bool = False, timeout: float = 1800) -> Path:
@@ -45,25 +56,19 @@ def build(force: bool = False, timeout: float = 1800) -> Path:
         if not os.access(path, os.X_OK):
             raise RuntimeError(f"DLPROV_OTELCOL_BIN={path} is not an executable file")
         return path
-    cmd = ["bash", str(BUILD_SCRIPT), *(["--force"] if force else [])]
+    script = otelcol_dir() / "build.sh"
+    cmd = ["bash", str(script), *(["--force"] if force else [])]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"{BUILD_SCRIPT} did not finish in {timeout:.0f}s") from exc
+        raise RuntimeError(f"{script} did not finish in {timeout:.0f}s") from exc
     if proc.returncode != 0:
         tail = _tail(proc.stdout + proc.stderr)
-        raise RuntimeError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}):\n{tail}")
+        raise RuntimeError(f"{script} failed (exit {proc.returncode}):\n{tail}")
     path = binary_path()
     if not os.access(path, os.X_OK):
-        raise RuntimeError(f"{BUILD_SCRIPT} succeeded but {path} is missing")
+        raise RuntimeError(f"{script} succeeded but {path} is missing")
     return path
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -100,10 +105,7 @@ class OtelCol:
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last ``lines`` lines of the collector's log."""
-        try:
-            return _tail(self.log_path.read_text(errors="replace"), lines)
-        except OSError as exc:
-            return f"(log {self.log_path} unreadable: {exc})"
+        return tail(self.log_path, lines)
 
     def stop(self, timeout: float = 20) -> int:
         """SIGTERM (a clean shutdown keeps the persistent queue), SIGKILL after ``timeout``."""
@@ -130,20 +132,22 @@ def start(
     storage_dir: str | os.PathLike[str],
     token: str | None = None,
     health_port: int | None = None,
-    timeout: float = 60,
+    timeout: float = 300,
     *,
     metrics_port: int | None = None,
     log_path: str | os.PathLike[str] | None = None,
-    config: str | os.PathLike[str] = CONFIG_PATH,
+    config: str | os.PathLike[str] | None = None,
     extra_env: Mapping[str, str] | None = None,
 ) -> OtelCol:
     """Start the collector and wait until its health check answers.
 
-    ``forward_to`` is the DLProv collector's base URL (``/v1/traces`` is appended);
+    ``config`` defaults to :func:`config_path`; ``forward_to`` is the DLProv collector's base
+    URL (``/v1/traces`` is appended);
     ``storage_dir`` holds the persistent queue (created); ``health_port`` and ``metrics_port``
     default to free ports; ``extra_env`` overrides any variable of ``config.yaml`` (e.g.
     ``OTELCOL_RETRY_MAX_INTERVAL``). Raises RuntimeError with the log tail on failure.
     """
+    config = config or config_path()
     binary = binary_path()
     if not os.access(binary, os.X_OK):
         raise RuntimeError(
