@@ -371,20 +371,24 @@ def boundary_elements(
     return out
 
 
+# --- what is stored (the journal reads its spans back before deleting itself) -------------
+def stored_span_keys(store: Store, keys: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Which of these (trace id, span id) pairs the store holds (``span_log``)."""
+    wanted = {(f"{t:032x}", f"{s:016x}"): (t, s) for t, s in keys}
+    found: set[tuple[int, int]] = set()
+    span_ids = sorted({s for _, s in wanted})
+    for chunk in _chunks(span_ids):
+        res = store.query(
+            f"SELECT trace_id, span_id FROM {_cat(store, S.SPAN_LOG)} WHERE span_id IN ({_ph(chunk)})", list(chunk)
+        )
+        for t, s in res.rows:
+            if (t, s) in wanted:
+                found.add(wanted[(t, s)])
+    return found
+
+
 __all__ = [
     "SUMMARY_COLUMNS",
-    "Attribute",
-    "DataDependency",
-    "Dataflow",
-    "DataflowRuns",
-    "DataflowVersion",
-    "Element",
-    "Execution",
-    "ExecutionSummary",
-    "Hardware",
-    "Process",
-    "Task",
-    "TaskDependency",
     "attributes",
     "boundary_elements",
     "count_elements",
@@ -407,23 +411,8 @@ __all__ = [
     "set_tables",
     "set_tags",
     "spec_versions",
+    "stored_span_keys",
     "task_dependencies",
     "task_status_counts",
     "tasks",
 ]
-
-
-# --- what is stored (the journal reads its spans back before deleting itself) -------------
-def stored_span_keys(store: Store, keys: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
-    """Which of these (trace id, span id) pairs the store holds (``span_log``)."""
-    wanted = {(f"{t:032x}", f"{s:016x}"): (t, s) for t, s in keys}
-    found: set[tuple[int, int]] = set()
-    span_ids = sorted({s for _, s in wanted})
-    for chunk in _chunks(span_ids):
-        res = store.query(
-            f"SELECT trace_id, span_id FROM {_cat(store, S.SPAN_LOG)} WHERE span_id IN ({_ph(chunk)})", list(chunk)
-        )
-        for t, s in res.rows:
-            if (t, s) in wanted:
-                found.add(wanted[(t, s)])
-    return found

@@ -144,6 +144,22 @@ def add_column(schema: str, table: str, column: str, attr_type: AttributeType) -
     return f"ALTER TABLE {qualified(schema, table)} ADD COLUMN {quote_ident(column)} {SQL_TYPE[attr_type]}"
 
 
+# --- example queries ------------------------------------------------------------------------
+def example_queries(dataflow: str) -> list[tuple[str, list[str]]]:
+    """The seed's example queries, ``(label, statements)``: the catalog's dataflows and
+    executions, a DL dataflow's hyperparameters, epochs and test metrics, and the tasks."""
+    use = f"SET SCHEMA {quote_ident(dataflow)}"
+    by_start = "ORDER BY start_time"
+    return [
+        ("dataflows", [f"SELECT * FROM {DATAFLOW}"]),
+        ("executions", [f"SELECT * FROM {DATAFLOW_EXECUTION}"]),
+        ("hyperparameters", [use, "SELECT * FROM itrainmodel"]),
+        ("epochs", [use, "SELECT * FROM otrainmodel"]),
+        ("test metrics", [use, "SELECT * FROM otestmodel"]),
+        ("tasks", [f"SELECT execution_tag, id, dt_tag, status, start_time, end_time, duration FROM {TASK} {by_start}"]),
+    ]
+
+
 # --- introspection --------------------------------------------------------------------------
 Fetch = Callable[[str, Sequence[Any]], tuple[list[str], list[tuple]]]
 """``fetch(sql, params) -> (columns, rows)``: a backend's or a store's way to read."""
@@ -188,6 +204,7 @@ __all__ = [
     "catalog_statements",
     "create_schema",
     "create_set_table",
+    "example_queries",
     "is_numeric",
     "qualified",
     "quote_ident",

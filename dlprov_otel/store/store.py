@@ -8,12 +8,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import QueryError, SpecError, StoreError
-from ..model import AttributeType, DataflowSpec
 from ..records import SpanRecord
 from .backends import Backend, query_error
 from .schema import qualified, quote_ident
@@ -77,26 +76,6 @@ class Store:
                 if isinstance(exc, StoreError | SpecError):
                     raise
                 raise StoreError(f"writing provenance to {self.url} failed: {exc}") from exc
-
-    def current_spec(self, tag: str) -> DataflowSpec | None:
-        """The newest stored specification of dataflow ``tag`` (call with the lock held)."""
-        return self._writer.current_spec(tag)
-
-    def ensure_dataflow(
-        self, spec: DataflowSpec, created_ns: int | None = None, trace_id: str | None = None, span_id: str | None = None
-    ) -> int:
-        """Record a dataflow version (merged with what is stored) and create its relations."""
-        return self._writer.ensure_dataflow(spec, created_ns, trace_id, span_id)
-
-    def ensure_set_table(
-        self,
-        dataflow: str,
-        set_tag: str,
-        attributes: Iterable[tuple[str, AttributeType, bool]],
-        declared: bool = False,
-    ) -> list[tuple[str, str]]:
-        """Create the relation of a set, or add the columns it lacks; returns its columns."""
-        return self._writer.ensure_set_table(dataflow, set_tag, attributes, declared)
 
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         """``[(column, MonetDB type)]`` of a table, ``[]`` when there is none (cached)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from dlprov_otel.errors import DLProvError
 from dlprov_otel.model import DataflowSpec
-from dlprov_otel.store import Store, readmodel
+from dlprov_otel.store import Store, readmodel, schema
 from dlprov_otel.store.readmodel import Execution, Hardware
 from dlprov_otel.store.schema import INTERNAL_COLUMNS, RESERVED_COLUMNS, is_numeric
 
@@ -293,9 +293,10 @@ def _set_rows(store: Store, flow: str, tag: str, spec: DataflowSpec | None) -> d
     return out
 
 
-def schema_tables(store: Store, schema: str) -> dict[str, list[tuple[str, str]]]:
-    """Set relations of a dataflow's schema: table -> [(column, SQL type)], in column order."""
-    return readmodel.set_tables(store, schema)
+def example_queries(dataflow: str) -> list[dict[str, str]]:
+    """The SQL console's example queries over ``dataflow``, as it shows them."""
+    queries = schema.example_queries(dataflow)
+    return [{"label": label, "sql": "; ".join(statements) + ";"} for label, statements in queries]
 
 
 __all__ = [
@@ -303,8 +304,8 @@ __all__ = [
     "NotFound",
     "dataflow_detail",
     "effective_status",
+    "example_queries",
     "execution_detail",
     "list_dataflows",
     "list_executions",
-    "schema_tables",
 ]

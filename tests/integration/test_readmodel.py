@@ -71,7 +71,7 @@ def test_dataflows_and_specs(seeded) -> None:
     assert spec.hash == flow.spec_hash
     assert {"loaddata", "splitdata", "trainmodel", "testmodel"} <= {t["tag"] for t in spec.transformations}
     assert readmodel.latest_specs(store)["mnist"].hash == spec.hash
-    (version,) = readmodel.dataflow_versions(store, "mnist")
+    (version,) = readmodel.spec_versions(store, "mnist")
     assert version.spec is not None and version.spec.hash == spec.hash
     assert readmodel.latest_spec(store, "nope") is None
     assert readmodel.runs_per_dataflow(store)["mnist"].executions == 2
@@ -186,3 +186,12 @@ def test_time_cut_off_of_the_lineage_rule(dlprov, store_dir: Path) -> None:
     assert used["11"] == [("otrainmodel", [1.0])]
     assert used["12"] == [("otrainmodel", [2.0])]
     assert [d.id for d in next(n for n in links.tasks if n.id == "11").deps] == ["1"]
+
+
+def test_example_queries_run(seeded) -> None:
+    store = seeded[0]
+    for label, statements in schema.example_queries("mnist"):
+        result = store.run_script(statements, read_only=True)
+        assert result.rows, label
+    (executions,) = [q for q in data.example_queries("mnist") if q["label"] == "executions"]
+    assert executions["sql"] == "SELECT * FROM dataflow_execution;"
