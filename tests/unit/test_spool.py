@@ -1,28 +1,15 @@
-"""The spool: spans that could not be exported are kept as OTLP files and read back whole."""
+"""The spool: spans that could not be exported are kept as OTLP files and read back whole; spans
+refused as bad data are quarantined as JSON lines. (Replay into a real store: tests/test_core_bad_input.py.)"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from dlprov_otel import Dataflow, DataSet, Element, Task, semconv, spool
 from dlprov_otel.records import from_otlp, from_readable_spans
-
-
-class RecordSink:
-    """Replay's only demand on its target is ``ingest(records)``: this keeps them in a list and
-    refuses when told to. (Replay into a real store: tests/test_core_bad_input.py.)"""
-
-    def __init__(self, refuse_after: int | None = None) -> None:
-        self.batches: list[list] = []
-        self.refuse_after = refuse_after
-
-    def ingest(self, records) -> None:
-        if self.refuse_after is not None and len(self.batches) >= self.refuse_after:
-            raise OSError("store gone")
-        self.batches.append(records)
 
 
 def record_task(memory, exec_tag: str, loss: float) -> tuple:
@@ -47,27 +34,16 @@ def test_write_then_read_back(memory, exec_tag, tmp_path: Path):
     assert list(dataset.attributes[semconv.data_key("loss")]) == [0.25]
 
 
-def test_replay_stores_and_removes_each_file(memory, exec_tag, tmp_path: Path):
-    spans = record_task(memory, exec_tag, 0.25)
-    d = tmp_path / "spool"
-    writer = spool.spool_writer(d)
-    writer(spans[:2])
-    writer(spans[2:])
-    store = RecordSink()
-    assert spool.replay(store, d) == (2, len(spans))
-    assert sum(len(b) for b in store.batches) == len(spans)
-    assert spool.pending(d) == []
-
-
-def test_a_file_that_cannot_be_stored_stays(memory, exec_tag, tmp_path: Path):
+def test_quarantined_spans_are_json_lines_with_their_error(memory, exec_tag, tmp_path: Path):
     spans = record_task(memory, exec_tag, 0.5)
-    d = tmp_path / "spool"
-    first = spool.write(spool.encode(spans[:1]), d)
-    second = spool.write(spool.encode(spans[1:]), d)
-    assert spool.pending(d) == sorted([first, second])
-    with pytest.raises(OSError, match="store gone"):
-        spool.replay(RecordSink(refuse_after=1), d)
-    assert len(spool.pending(d)) == 1  # the one stored is gone, the other is kept for later
+    write = spool.quarantine_writer(tmp_path / "spool")
+    path = Path(write(spans[:2], "bad value"))
+    write(spans[2:3], "worse value")  # appended to the same day's file
+    assert path.parent == tmp_path / "spool" / "quarantine"
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [x["error"] for x in lines] == ["bad value", "bad value", "worse value"]
+    assert [x["span"]["name"] for x in lines] == [s.name for s in spans[:3]]
+    assert spool.pending(tmp_path / "spool") == []  # never replayed as if it were spooled
 
 
 def test_the_default_spool_dir_follows_the_environment(monkeypatch, tmp_path: Path):
