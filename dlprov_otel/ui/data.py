@@ -287,6 +287,7 @@ def _set_rows(store: Store, flow: str, tag: str, spec: DataflowSpec | None) -> d
         out[set_tag] = {
             "columns": [c for c, _ in shown],
             "numeric": [is_numeric(t) for _, t in shown],
+            "provenance": [c in RESERVED_COLUMNS for c, _ in shown],
             "rows": [list(r) for r in rows[:MAX_SET_ROWS]],
             "truncated": len(rows) > MAX_SET_ROWS,
         }

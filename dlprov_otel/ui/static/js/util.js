@@ -125,9 +125,13 @@ export function hardwareText(hw) {
   return parts.join(" · ");
 }
 
-/** Metric columns of an otrainmodel row set, in a sensible order. */
-export const NOT_METRICS = new Set(["epoch", "timestamp", "task_id", "producer_task_id", "consumer_task_id",
-  "rank", "emitted_at", "samples", "batches", "step"]);
+/** Numeric columns of otrainmodel that are not metrics (besides the provenance columns). */
+export const NOT_METRICS = new Set(["epoch", "timestamp", "samples", "batches", "step"]);
+
+/** Names of a set document's provenance columns (task ids, rank, emission time): the server marks them. */
+export function provenanceColumns(set) {
+  return new Set(set ? set.columns.filter((c, i) => set.provenance[i]) : []);
+}
 
 export function debounce(fn, ms) {
   let t = null;

@@ -3,15 +3,16 @@
 
 import { api } from "../api.js";
 import { lineChart, PALETTE, scatterChart } from "../charts.js";
-import { cell, clear, executionHref, fmtDuration, fmtNum, fmtTime, h, NOT_METRICS, rowsOf, statusBadge } from "../util.js";
+import { cell, clear, executionHref, fmtDuration, fmtNum, fmtTime, h, NOT_METRICS, provenanceColumns, rowsOf, statusBadge }
+  from "../util.js";
 
-const SKIP_HP = new Set(["task_id", "producer_task_id", "consumer_task_id", "emitted_at", "rank", "optimizer_config",
-  "model_architecture", "learning_rate_schedule"]);
+const SKIP_HP = new Set(["optimizer_config", "model_architecture", "learning_rate_schedule"]);
 
 function summarize(doc) {
   const hpRow = rowsOf(doc.sets.itrainmodel)[0] || {};
-  const hp = Object.fromEntries(Object.entries(hpRow).filter(([k, v]) => !SKIP_HP.has(k) && v !== null
-    && String(v).length <= 120));
+  const hpProvenance = provenanceColumns(doc.sets.itrainmodel);
+  const hp = Object.fromEntries(Object.entries(hpRow).filter(([k, v]) => !SKIP_HP.has(k) && !hpProvenance.has(k)
+    && v !== null && String(v).length <= 120));
   const epochs = rowsOf(doc.sets.otrainmodel);
   const last = epochs[epochs.length - 1] || {};
   const test = rowsOf(doc.sets.otestmodel).slice(-1)[0] || {};
@@ -19,11 +20,14 @@ function summarize(doc) {
   const set = doc.sets.otrainmodel;
   if (set) {
     set.columns.forEach((c, i) => {
-      if (set.numeric[i] && !NOT_METRICS.has(c) && typeof last[c] === "number") finals[`final ${c}`] = last[c];
+      if (set.numeric[i] && !set.provenance[i] && !NOT_METRICS.has(c) && typeof last[c] === "number") {
+        finals[`final ${c}`] = last[c];
+      }
     });
   }
+  const testProvenance = provenanceColumns(doc.sets.otestmodel);
   for (const [k, v] of Object.entries(test)) {
-    if (typeof v === "number" && !NOT_METRICS.has(k)) finals[`test ${k}`] = v;
+    if (typeof v === "number" && !testProvenance.has(k) && !NOT_METRICS.has(k)) finals[`test ${k}`] = v;
   }
   return { hp, finals, epochs, set };
 }
@@ -125,7 +129,7 @@ export async function render(main, { query, ctx }) {
     drawScatter();
 
     // curves overlaid
-    const metricNames = [...new Set(sums.flatMap((x) => (x.set ? x.set.columns.filter((c, i) => x.set.numeric[i] && !NOT_METRICS.has(c)) : [])))];
+    const metricNames = [...new Set(sums.flatMap((x) => (x.set ? x.set.columns.filter((c, i) => x.set.numeric[i] && !x.set.provenance[i] && !NOT_METRICS.has(c)) : [])))];
     const order = (m) => ["loss", "val_loss", "accuracy", "val_accuracy"].indexOf(m);
     metricNames.sort((a, b) => (order(a) < 0 ? 99 : order(a)) - (order(b) < 0 ? 99 : order(b)) || a.localeCompare(b));
     const curves = metricNames.map((m) => h("div", { class: "chart-card", dataset: { compareMetric: m } }, h("h3", { text: m }),

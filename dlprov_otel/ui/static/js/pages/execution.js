@@ -4,7 +4,7 @@
 import { api, fetchFile } from "../api.js";
 import { lineChart, PALETTE, TASK_PALETTE, timeline } from "../charts.js";
 import { drawGraph, fitGraph, textWidth } from "../graph.js";
-import { cell, clear, fmtBytes, put, fmtDuration, fmtNum, fmtTime, h, hardwareText, NOT_METRICS, parseTime, rowsOf, s,
+import { cell, clear, fmtBytes, put, fmtDuration, fmtNum, fmtTime, h, hardwareText, NOT_METRICS, parseTime, provenanceColumns, rowsOf, s,
   saveFile, statusBadge } from "../util.js";
 
 const PROV_LINKS = [["json", "PROV-JSON"], ["provn", "PROV-N"], ["png", "PNG"], ["svg", "SVG"]];
@@ -36,7 +36,8 @@ export function metricCharts(doc) {
   const ranks = [...new Set(rows.map((r) => r.rank ?? null))];
   const byRank = ranks.map((rk) => [rk, rows.filter((r) => (r.rank ?? null) === rk)]);
   const points = (rs, key) => rs.map((r, i) => [xKey ? r[xKey] : i, r[key]]).filter((p) => typeof p[0] === "number");
-  const metrics = [...numeric].filter((c) => !NOT_METRICS.has(c));
+  const provenance = provenanceColumns(set);
+  const metrics = [...numeric].filter((c) => !NOT_METRICS.has(c) && !provenance.has(c));
   const markers = adaptationMarkers(doc);
   const charts = [];
   const seriesFor = (key, color, dash) => byRank.map(([rk, rs], i) => ({
@@ -251,13 +252,15 @@ export async function render(main, { params, ctx }) {
       }
     }
     if (changed("hyper", doc.sets.itrainmodel || null)) {
+      const hpProvenance = provenanceColumns(doc.sets.itrainmodel);
       clear(hyper.body).append(Object.keys(hp).length ? kv(Object.entries(hp).filter(([k, v]) =>
-        v !== null && !["task_id", "producer_task_id", "consumer_task_id", "emitted_at", "rank"].includes(k))) :
+        v !== null && !hpProvenance.has(k))) :
         h("p", { class: "empty-inline", text: "No hyperparameters (itrainmodel) recorded." }));
     }
     if (changed("test", doc.sets.otestmodel || null)) {
+      const testProvenance = provenanceColumns(doc.sets.otestmodel);  // the time it was tested stays
       clear(test.body).append(testRow ? kv(Object.entries(testRow).filter(([k, v]) => v !== null &&
-        !["task_id", "producer_task_id", "consumer_task_id", "rank"].includes(k)).map(([k, v]) => [k, k === "emitted_at" ? fmtTime(v) : v])) :
+        (k === "emitted_at" || !testProvenance.has(k))).map(([k, v]) => [k, k === "emitted_at" ? fmtTime(v) : v])) :
         h("p", { class: "empty-inline", text: running ? "The model is not tested yet." : "No test metrics (otestmodel) recorded." }));
     }
     if (changed("system", [doc.hardware, doc.processes, doc.service])) {
