@@ -165,9 +165,16 @@ def test_through_the_opentelemetry_collector(collector, baseline, monkeypatch, t
     )
     try:
         tag = record_remote(monkeypatch, col.http_endpoint, tmp_path)  # acknowledged by the otelcol
+        def forwarded() -> dict[str, list[tuple]] | None:
+            try:
+                rows = seed_rows(collector, tag)
+            except QueryError:  # not there yet: the otelcol batches before it forwards
+                return None
+            return rows if rows == baseline else None
+
         rows = wait_for(
-            lambda: (r := seed_rows(collector, tag)) == baseline and r,
-            30,
+            forwarded,
+            120,
             f"the otelcol to forward the run; log:\n{col.log_tail()}",
         )
         assert rows == baseline
