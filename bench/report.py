@@ -226,6 +226,48 @@ def overhead_rows(results: Path = RESULTS) -> list[tuple[str, ...]]:
     return out
 
 
+PEER_LABELS = {"dlprov": "DLProv", "flowcept": "Flowcept", "yprov4ml": "yProv4ML", "wandb": "W&B", "mlflow": "MLflow"}
+# (measure, summary key, format, DLProv's target from issue 12, test against the target)
+PEER_ROWS: tuple[tuple[str, str, str, str, Any], ...] = (
+    ("caller cost per epoch, in training", "per_epoch_in_training_us", "{:,.0f} µs", "≤ 50 µs", lambda v: v <= 50),
+    ("caller cost per call, tight loop", "per_call_tight_loop_us", "{:,.1f} µs", "≤ 10 µs", lambda v: v <= 10),
+    ("whole-run overhead", "whole_run_overhead_s", "{:+.2f} s", "≤ 0.2 s", lambda v: v <= 0.2),
+)
+
+
+def peers_lines(results: Path = RESULTS) -> list[str]:
+    """DLProv beside its peers on one PyTorch job (bench_peers.py), DLProv's targets beside it."""
+    doc = _load(results, "peers.json")
+    if not doc or "dlprov" not in doc.get("summary", {}):
+        return []
+    s, versions = doc["summary"], doc.get("versions", {})
+    tools = [t for t in PEER_LABELS if t in s]
+    names = [f"{PEER_LABELS[t]} {versions.get(t, '')}".rstrip() for t in tools]
+    lines = ["| | " + " | ".join(names) + " | target (DLProv) | |", "|---" * (len(tools) + 3) + "|"]
+    for label, key, fmt, target, ok in PEER_ROWS:
+        cells = [fmt.format(s[t][key]) for t in tools]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} | {_verdict(ok(s['dlprov'][key]))} |")
+    cells = [f"{s[t]['kill_runs_lossless']} of {s[t]['kill_runs']} (lost {', '.join(map(str, s[t]['kill_lost']))})"
+             for t in tools]  # fmt: skip
+    d = s["dlprov"]
+    verdict = _verdict(d["kill_runs"] > 0 and d["kill_runs_lossless"] == d["kill_runs"])
+    lines.append("| SIGKILL: runs losing 0 returned rows | " + " | ".join(cells) + f" | all | {verdict} |")
+    c, m = doc["config"], doc.get("machine", {})
+    lines += [
+        "",
+        f"Measured {doc.get('when', '?')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, load average "
+        f"{m.get('load_before', ['?'])[0]} at the start) by `bench/bench_peers.py`: MLP 784-128-64-10 on "
+        f"{c['samples']:,} generated rows, {c['epochs']} epochs, one row per epoch through each tool's own call; "
+        f"medians of {c['reps']} interleaved runs (each a fresh process); whole run: process wall time minus the "
+        f"baseline's in the same interpreter; SIGKILL of the job's process group at ~100 Hz after "
+        f"{c['kill_min_s']}–{c['kill_max_s']} s, rows whose call had returned vs rows read back.",
+    ]
+    lines += [
+        f"Not measured: {PEER_LABELS.get(t, t)}: {why}." for t, why in (doc.get("install_failures") or {}).items()
+    ]
+    return lines
+
+
 def _overhead_header(ov: dict[str, Any]) -> str:
     c = ov["config"]
     m = ov.get("machine", {})
@@ -263,6 +305,9 @@ def table(results: Path = RESULTS) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in ov_rows]
         for variant, why in (ov.get("skipped_variants") or {}).items():
             lines += ["", f"Not measured: {VARIANTS.get(variant, (variant,))[0]}: {why}."]
+    peers = peers_lines(results)
+    if peers:
+        lines += ["", "DLProv beside its peers on one PyTorch job:", "", *peers]
     plots = sorted(p.name for p in results.glob("*.png"))
     if plots:
         lines += ["", "Plots: " + ", ".join(f"`bench/results/{p}`" for p in plots) + "."]

@@ -21,6 +21,9 @@ SCRIPTS = {
     "bench_torch_overhead.py": ["--quick"],
     "bench_overhead.py": ["--quick"],
     "bench_prov_scale.py": ["--quick"],
+    # DLProv beside Flowcept, W&B, MLflow, yProv4ML: the first run installs them into their own
+    # environment under ${DLPROV_CACHE:-~/.cache/dlprov}/peers-py312 (torch included: a few GB)
+    "bench_peers.py": ["--quick"],
 }
 
 

@@ -1,0 +1,329 @@
+"""DLProv side by side with its peers on one PyTorch job (issue 12): Flowcept (JSONL file output),
+W&B (offline), MLflow (SQLite store), yProv4ML, and a baseline without any tool.
+
+The peers live in their own Python 3.12 environment outside the repository
+(``${DLPROV_CACHE:-~/.cache/dlprov}/peers-py312``, made on the first run: ``bench/peers/env.py``);
+DLProv runs in the project's ``.venv`` through its public API only (``configure``,
+``execution``, ``task``, ``t.output``), so this measures whatever the core becomes. Each
+interpreter has its own baseline run, and each tool is compared with the baseline of its own
+interpreter.
+
+The job (``bench/peers/job.py``): a small MLP on generated data, 6 epochs, one row per epoch
+(loss, accuracy, val_loss, val_accuracy, epoch, elapsed) through each tool's own per-epoch call
+(``bench/peers/tools.py``). Every run is a fresh process; tools are interleaved, the order
+rotated each round, after one warm-up round (stores created, files cached); figures are medians.
+
+- (a) caller cost per epoch, in training: time inside the per-epoch call during the real job;
+- (b) caller cost per call in a tight loop (no training);
+- (c) whole-run overhead: the process's wall time (import, set-up, training, teardown, exit)
+  minus the baseline's;
+- (d) SIGKILL: a job logging at ~100 Hz is killed (its whole process group, as a scheduler
+  does) after a random delay; rows whose call had RETURNED (an unbuffered file gets each index
+  after the call returns) are compared with the rows the tool stored, read back after the
+  process group is dead through the tool's own files or store (DLProv: ``dlprov sql`` in a new
+  process) by ``bench/peers/readback.py``.
+
+Writes ``bench/results/peers.json`` and prints a markdown table.
+
+    python bench/bench_peers.py [--quick] [--reps 5] [--kills 5] [--tools dlprov,mlflow,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE / "peers"))
+
+import env as peers_env  # noqa: E402
+import readback  # noqa: E402
+
+PEERS = ("flowcept", "wandb", "mlflow", "yprov4ml")
+LABELS = {
+    "dlprov": "DLProv",
+    "flowcept": "Flowcept",
+    "yprov4ml": "yProv4ML",
+    "wandb": "W&B",
+    "mlflow": "MLflow",
+}
+BASELINE = {"dlprov": "none@3.11"}  # every peer: "none@3.12"
+
+
+def project_python() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def child_env(store: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLPROV_", "OTEL_", "MLFLOW_", "WANDB_"))}
+    env.pop("PYTHONPATH", None)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # one training thread: stable on a shared machine
+        env[var] = "1"
+    env.update(
+        DLPROV_SPOOL_DIR=str(store / "spool"),  # the spool (and a journal beside it) stays with the store
+        DLPROV_LOG_LEVEL="WARNING",
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        GIT_PYTHON_REFRESH="quiet",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(readback.settings_env(store))
+    return env
+
+
+class Runner:
+    def __init__(self, tmp: Path, pythons: dict[str, str], a: argparse.Namespace) -> None:
+        self.tmp, self.pythons, self.a = tmp, pythons, a
+        self.n = 0
+
+    def store(self, variant: str) -> Path:
+        s = self.tmp / "stores" / variant.replace("@", "-")
+        s.mkdir(parents=True, exist_ok=True)
+        return s
+
+    def tool(self, variant: str) -> str:
+        return variant.split("@")[0]
+
+    def job(self, variant: str, mode: str, extra: list[str]) -> tuple[float, dict]:
+        self.n += 1
+        tag = f"{mode}{self.n}"
+        result = self.tmp / f"{tag}.json"
+        store = self.store(variant)
+        cmd = [self.pythons[variant], str(HERE / "peers" / "job.py"), mode, "--tool", self.tool(variant)]
+        cmd += ["--store", str(store), "--tag", tag, "--result", str(result), *extra]
+        r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+        proc = subprocess.run(cmd, env=child_env(store), cwd=store, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the job and the processes it waited for
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{variant} {mode} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        out = json.loads(result.read_text())
+        out.update(wall_s=wall, cpu_s=cpu, tag=tag)
+        return wall, out
+
+    def kill(self, variant: str, rng: random.Random) -> dict:
+        """One SIGKILL run: rows returned vs rows stored."""
+        self.n += 1
+        tag = f"kill{self.n}"
+        store = self.store(variant)
+        returned_file = self.tmp / f"{tag}.returned"
+        cmd = [self.pythons[variant], str(HERE / "peers" / "job.py"), "kill", "--tool", self.tool(variant)]
+        cmd += ["--store", str(store), "--tag", tag, "--returned", str(returned_file), "--hz", "100"]
+        proc = subprocess.Popen(
+            cmd, env=child_env(store), cwd=store, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 300
+        while not (returned_file.exists() and returned_file.read_bytes().startswith(b"ready\n")):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{variant} kill job died: {proc.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{variant} kill job never got ready")
+            time.sleep(0.02)
+        delay = rng.uniform(self.a.kill_min_s, self.a.kill_max_s)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole job, tool helper processes included
+        proc.wait()
+        proc.stderr.close()  # type: ignore[union-attr]
+        lines = returned_file.read_text().split("\n")[1:]
+        returned = {int(x) for x in lines[:-1] if x}  # the last piece may be half-written
+        stored, how = readback.stored_rows(self.tool(variant), store, tag, self.pythons[variant], child_env(store))
+        lost = sorted(returned - stored)
+        return {
+            "delay_s": round(delay, 3),
+            "returned": len(returned),
+            "stored": len(stored & returned) + len(stored - returned),
+            "lost": len(lost),
+            "lost_first": lost[:5],
+            "read_back": how,
+        }
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def rotate(xs: list[str], r: int) -> list[str]:
+    k = r % len(xs)
+    return xs[k:] + xs[:k]
+
+
+def measure(runner: Runner, variants: list[str], tools: list[str], a: argparse.Namespace, log: Any) -> dict:
+    train_extra = ["--epochs", str(a.epochs), "--samples", str(a.samples)]
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    for r in range(-1, a.reps):  # round -1: warm-up, not counted
+        for v in rotate(variants, max(r, 0)):
+            wall, out = runner.job(v, "train", train_extra)
+            log(f"  train r{r} {v}: {wall:.2f} s, per-epoch call {1e6 * med(out['log_s']):.0f} µs")
+            if r >= 0:
+                runs[v].append(out)
+    loops: dict[str, list[dict]] = {t: [] for t in tools}
+    loop_extra = ["--calls", str(a.calls), "--max-s", str(a.loop_max_s)]
+    for r in range(a.reps):
+        for t in rotate(tools, r):
+            _, out = runner.job(t, "loop", loop_extra)
+            log(f"  loop r{r} {t}: {out['calls']} calls, {1e6 * med(out['log_s']):.1f} µs")
+            loops[t].append(out)
+    kills: dict[str, list[dict]] = {t: [] for t in tools}
+    rng = random.Random(a.seed)
+    for r in range(a.kills):
+        for t in rotate(tools, r):
+            k = runner.kill(t, rng)
+            log(f"  kill r{r} {t}: returned {k['returned']}, stored {k['stored']}, lost {k['lost']}")
+            kills[t].append(k)
+    return {"train": runs, "loop": loops, "kill": kills}
+
+
+def summarize(raw: dict, tools: list[str]) -> dict[str, dict]:
+    train = raw["train"]
+    base_wall = {b: med([x["wall_s"] for x in train[b]]) for b in ("none@3.11", "none@3.12") if train.get(b)}
+    out: dict[str, dict] = {}
+    for b, w in base_wall.items():
+        out[b] = {"wall_s": w, "train_s": med([x["train_s"] for x in train[b]])}
+    for t in tools:
+        base = BASELINE.get(t, "none@3.12")
+        wall = med([x["wall_s"] for x in train[t]])
+        kills = raw["kill"][t]
+        out[t] = {
+            "per_epoch_in_training_us": 1e6 * med([med(x["log_s"]) for x in train[t]]),
+            "per_call_tight_loop_us": 1e6 * med([med(x["log_s"]) for x in raw["loop"][t]]),
+            "tight_loop_calls": med([x["calls"] for x in raw["loop"][t]]),
+            "wall_s": wall,
+            "baseline": base,
+            "whole_run_overhead_s": wall - base_wall[base],
+            "setup_s": med([x["setup_s"] for x in train[t]]),
+            "stop_s": med([x["stop_s"] for x in train[t]]),
+            "kill_runs": len(kills),
+            "kill_runs_lossless": sum(1 for k in kills if k["lost"] == 0),
+            "kill_lost": [k["lost"] for k in kills],
+            "kill_returned": [k["returned"] for k in kills],
+        }
+    return out
+
+
+def markdown(result: dict) -> str:
+    s, tools = result["summary"], [t for t in LABELS if t in result["summary"]]
+    head = "| | " + " | ".join(LABELS[t] + f" {result['versions'].get(t, '')}".rstrip() for t in tools) + " |"
+    lines = [head, "|---" * (len(tools) + 1) + "|"]
+
+    def row(name: str, fmt: Any) -> None:
+        lines.append(f"| {name} | " + " | ".join(fmt(s[t]) for t in tools) + " |")
+
+    row("caller cost per epoch, in training", lambda x: f"{x['per_epoch_in_training_us']:,.0f} µs")
+    row("caller cost per call, tight loop", lambda x: f"{x['per_call_tight_loop_us']:,.1f} µs")
+    row("whole-run overhead", lambda x: f"{x['whole_run_overhead_s']:+.2f} s")
+    row(
+        "SIGKILL: runs with 0 returned rows lost",
+        lambda x: f"{x['kill_runs_lossless']} of {x['kill_runs']} (lost {', '.join(map(str, x['kill_lost']))})",
+    )
+    c = result["config"]
+    base = ", ".join(f"{b}: {result['summary'][b]['wall_s']:.2f} s" for b in ("none@3.11", "none@3.12") if b in s)
+    lines += [
+        "",
+        f"Medians of {c['reps']} interleaved runs; MLP 784-128-64-10 on {c['samples']:,} generated rows, "
+        f"{c['epochs']} epochs, one training thread; baseline job wall time {base}; "
+        f"SIGKILL after {c['kill_min_s']}-{c['kill_max_s']} s at ~100 Hz, {c['kills']} runs per tool. "
+        f"{result['machine']['cpu']} ({result['machine']['cores']} cores), load average "
+        f"{result['machine']['load_before']} before, {result['machine']['load_after']} after.",
+    ]
+    for t, why in result.get("install_failures", {}).items():
+        lines.append(f"Not measured: {LABELS.get(t, t)}: {why}.")
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python_parent": platform.python_version(),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 rounds, 2 kills per tool, shorter loops")
+    ap.add_argument("--reps", type=int)
+    ap.add_argument("--kills", type=int)
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--samples", type=int, default=4000)
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--loop-max-s", type=float, default=3.0)
+    ap.add_argument("--kill-min-s", type=float, default=0.5)
+    ap.add_argument("--kill-max-s", type=float, default=2.5)
+    ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--tools", default="dlprov," + ",".join(PEERS))
+    ap.add_argument("--out", type=Path, default=RESULTS / "peers.json")
+    a = ap.parse_args()
+    a.reps = a.reps or (2 if a.quick else 5)
+    a.kills = a.kills or (2 if a.quick else 5)
+    if a.quick:
+        a.calls, a.loop_max_s = min(a.calls, 500), min(a.loop_max_s, 1.5)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    wanted = a.tools.split(",")
+    versions, failures = peers_env.ensure(wanted, log)
+    tools = [t for t in wanted if t == "dlprov" or t in versions]
+    pythons = {"none@3.11": project_python(), "dlprov": project_python()}
+    if "torch" in versions:
+        pythons.update({t: str(peers_env.env_python()) for t in (*PEERS, "none@3.12")})
+    else:
+        tools = [t for t in tools if t == "dlprov"]
+    variants = ["none@3.11"] + (["dlprov"] if "dlprov" in tools else [])
+    if any(t in PEERS for t in tools):
+        variants += ["none@3.12"] + [t for t in tools if t in PEERS]
+    versions["dlprov"] = peers_env.installed_versions(project_python(), ["dlprov-otel"]).get("dlprov-otel", "?")
+    log(f"tools: {', '.join(tools)}; versions: {versions}")
+    with tempfile.TemporaryDirectory(prefix="bench-peers-") as d:
+        runner = Runner(Path(d), pythons, a)
+        raw = measure(runner, variants, tools, a, log)
+    m = machine()
+    m.update(load_before=[round(x, 1) for x in load_before], load_after=[round(x, 1) for x in os.getloadavg()])
+    result = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": m,
+        "versions": versions,
+        "install_failures": {t: why for t, why in failures.items() if t in wanted or t == "torch"},
+        "config": {k: getattr(a, k) for k in ("reps", "kills", "epochs", "samples", "calls", "loop_max_s",
+                                               "kill_min_s", "kill_max_s", "seed", "quick")},
+        "peers_env": str(peers_env.env_dir()),
+        "summary": summarize(raw, tools),
+        "runs": raw,
+        "duration_s": round(time.perf_counter() - started, 1),
+    }  # fmt: skip
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=1))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
