@@ -94,10 +94,14 @@ def test_store_failure_never_raises_into_training(dlprov, caplog):
     assert dlprov.store.query('SELECT COUNT(*) FROM "mnist"."otrainmodel"').rows == [(20,)]
 
 
-def test_spans_left_at_exit_are_spooled_and_replayed(tmp_path, subprocess_env):
-    """When the store never comes back, the spans go to the spool; `dlprov replay` stores them."""
+@pytest.mark.parametrize("journal", [True, False], ids=["journal", "no-journal"])
+def test_spans_left_at_exit_are_kept_and_replayed(tmp_path, subprocess_env, journal):
+    """When the store never comes back, the spans stay in the journal (or, with
+    DLPROV_JOURNAL=0, go to a spool file); `dlprov replay` stores them and removes what it stored."""
     spool = tmp_path / "spool"
     store = tmp_path / "store"
+    if not journal:
+        subprocess_env = {**subprocess_env, "DLPROV_JOURNAL": "0"}
     script = textwrap.dedent(
         f"""
         import dlprov_otel
@@ -117,9 +121,15 @@ def test_spans_left_at_exit_are_spooled_and_replayed(tmp_path, subprocess_env):
         [sys.executable, "-c", script], env=subprocess_env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert "saved to" in done.stderr and "dlprov replay" in done.stderr
+    assert "dlprov replay" in done.stderr
+    journals = lambda: list((spool / "journal").rglob("*.jnl"))  # noqa: E731
     files = list(spool.glob("*.otlp.pb"))
-    assert files
+    if journal:
+        assert "the journal keeps them" in done.stderr
+        assert journals() and not files
+    else:
+        assert "saved to" in done.stderr
+        assert files and not journals()
     replay = subprocess.run(
         [sys.executable, "-m", "dlprov_otel.cli", "replay", "--store", str(store), "--spool-dir", str(spool)],
         env=subprocess_env,
@@ -128,14 +138,14 @@ def test_spans_left_at_exit_are_spooled_and_replayed(tmp_path, subprocess_env):
         timeout=120,
     )
     assert replay.returncode == 0, replay.stderr
-    assert "replayed 1 spool file(s)" in replay.stdout
+    assert ("replayed 1 journal(s)" if journal else "replayed 1 spool file(s)") in replay.stdout
     s = open_store(store)
     try:
         assert s.query('SELECT loss, accuracy FROM "mnist"."otestmodel"').rows == [(0.25, 0.75)]
         assert s.query("SELECT status FROM dataflow_execution").rows == [("FINISHED",)]
     finally:
         s.close()
-    assert not list(spool.glob("*.otlp.pb"))
+    assert not list(spool.glob("*.otlp.pb")) and not journals()
 
 
 def test_configure_errors_are_clear():

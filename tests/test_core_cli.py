@@ -93,7 +93,7 @@ def test_a_feature_without_its_extra_names_the_extra(subprocess_env):
         timeout=120,
     )
     assert out.returncode == 1
-    assert "pip install 'dlprov-otel[collector]'" in out.stderr
+    assert "pip install 'dlprov-otel-collector'" in out.stderr  # its own distribution
     ok = subprocess.run(
         [sys.executable, "-c", code, "sql", "--help"], capture_output=True, text=True, env=subprocess_env, timeout=120
     )
