@@ -1,0 +1,98 @@
+"""The journal: every span is on disk before it is exported, reads back whole, survives a torn
+last record, and is kept until the store has committed it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from dlprov_otel import journal, semconv
+from dlprov_otel.records import from_readable_spans
+
+from .user_scripts import seed_snippet
+
+
+def _plain(value):
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    return "NaN" if isinstance(value, float) and math.isnan(value) else value  # NaN != NaN
+
+
+def comparable(spans):
+    return sorted(
+        (
+            r.trace_id,
+            r.span_id,
+            r.parent_span_id,
+            r.name,
+            {k: _plain(v) for k, v in r.attributes.items()},
+            r.status_code,
+            r.links,
+        )
+        for r in from_readable_spans(spans)
+    )
+
+
+def sdk_spans(n: int):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for i in range(n):
+        provider.get_tracer("t").start_span(f"s{i}", attributes={semconv.KIND: semconv.KIND_TASK, "i": i}).end()
+    return exporter.get_finished_spans()
+
+
+def test_the_pipeline_journals_every_span_it_exports(memory, tmp_path: Path):
+    seed_snippet("journalled", epochs=3)
+    exported = memory.spans()
+    (path,) = (journal.journal_root(tmp_path / "spool") / journal.target_key(memory.telemetry.target)).glob("*.jnl")
+    target, journalled = journal.load(path, from_checkpoint=False)
+    assert target == memory.telemetry.target
+    assert comparable(journalled) == comparable(exported)
+    assert journalled[0].resource.attributes[semconv.HOST_NAME]  # the header keeps the resource
+    assert journal.load(path)[1] == []  # flushed: everything is behind the checkpoint
+    assert path not in journal.orphans(tmp_path / "spool")  # a live process holds its journal
+
+
+def test_a_torn_last_record_is_ignored(tmp_path: Path):
+    spans = sdk_spans(3)
+    j = journal.Journal(tmp_path, "store-a")
+    assert all(j.append_readable(s) for s in spans)
+    j.close(delete=False)
+    with open(j.path, "ab") as fh:
+        fh.write(b"\xff\x00\x00\x00partial")  # the process died in the middle of a write
+    target, back = journal.load(j.path, from_checkpoint=False)
+    assert target == "store-a" and [s.name for s in back] == ["s0", "s1", "s2"]
+    assert comparable(back) == comparable(spans)
+
+
+def test_the_checkpoint_follows_the_committed_prefix(tmp_path: Path):
+    spans = sdk_spans(4)
+    keys = [(s.context.trace_id, s.context.span_id) for s in spans]
+    j = journal.Journal(tmp_path, "store-b")
+    for s in spans:
+        j.append_readable(s)
+    j.commit([keys[1]])  # the second is stored, the first not yet: nothing can be skipped
+    assert [s.name for s in journal.load(j.path)[1]] == ["s0", "s1", "s2", "s3"]
+    j.commit([keys[0]])
+    assert [s.name for s in journal.load(j.path)[1]] == ["s2", "s3"]
+    assert j.pending == 2 and j.committed == 2
+    j.close(delete=True)  # not all committed: the journal stays for a replay
+    assert j.path.exists() and journal.orphans(tmp_path, "store-b") == [j.path]
+    assert journal.orphans(tmp_path, "another-store") == []
+
+
+def test_a_fully_committed_journal_is_deleted_at_close(tmp_path: Path):
+    spans = sdk_spans(2)
+    j = journal.Journal(tmp_path, "store-c")
+    for s in spans:
+        j.append_readable(s)
+    assert journal.orphans(tmp_path, "store-c") == []  # locked while open
+    j.commit([(s.context.trace_id, s.context.span_id) for s in spans])
+    j.close(delete=True)
+    assert not j.path.exists() and not j.checkpoint_path.exists()
+    assert j.append_readable(spans[0]) is False  # closed: nothing written, nothing raised
