@@ -63,6 +63,15 @@ def test_start_refuses_a_busy_port(server: neo4j_local.Neo4jServer, tmp_path: Pa
         )
 
 
+def test_a_server_that_dies_during_start_is_reported_at_once(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLPROV_NEO4J_JAVA_OPTS", "-XX:+DlprovNoSuchOption")  # the JVM refuses to start
+    with pytest.raises(RuntimeError, match="exited with code 1 during start") as err:
+        neo4j_local.start(data_dir=tmp_path / "d", state_file=tmp_path / "s.json")
+    assert "DlprovNoSuchOption" in str(err.value)  # the log's tail says why
+    assert not (tmp_path / "s.json").exists()
+
+
 def test_stop_really_stops_and_cli_restarts_on_same_data(tmp_path: Path) -> None:
     neo4j = _driver_module()
     state = tmp_path / "server.json"

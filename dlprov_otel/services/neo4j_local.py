@@ -4,7 +4,8 @@ The Maven project in ``neo4j/`` (``pom.xml`` plus ``org.dlprov.neo4j.Main``) dep
 Community 5.26 (LTS, Java 17+) from Maven Central. :func:`build` compiles it once and writes the
 dependency classpath to ``neo4j/target/classpath.txt``; :func:`start` launches
 ``java -cp ... org.dlprov.neo4j.Main`` detached, with Bolt on ``127.0.0.1:PORT`` and
-authentication on (user ``neo4j``), and waits until the ``neo4j`` driver connects.
+authentication on (user ``neo4j``), and blocks until the server writes its READY line to a
+pipe (or exits: the pipe's end of file), then logs in once with the ``neo4j`` driver.
 
 Command line::
 
@@ -15,7 +16,9 @@ Command line::
 ``start`` prints ``NEO4J_URI=...``, ``NEO4J_USERNAME=...`` and ``NEO4J_PASSWORD=...`` lines and
 leaves the server running; ``stop`` finds it through the state file ``neo4j/run/server.json``.
 
-Environment: ``DLPROV_NEO4J_PROJECT`` (the Maven project folder, default ``<repo>/neo4j``),
+Environment: ``DLPROV_NEO4J_PROJECT`` (the Maven project folder; default ``neo4j/`` of the
+checkout this package runs from, else an error naming the setting),
+``DLPROV_NEO4J_START_TIMEOUT`` (seconds to wait for READY, default 600),
 ``DLPROV_NEO4J_JAVA`` (java executable; else ``$JAVA_HOME/bin/java``, else ``java``),
 ``DLPROV_NEO4J_HEAP`` (JVM ``-Xmx``, default ``1g``), ``DLPROV_NEO4J_JAVA_OPTS`` (extra JVM
 options), ``MVN`` (Maven executable, default ``mvn``).
@@ -28,6 +31,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import shlex
 import shutil
 import subprocess
@@ -273,10 +277,11 @@ def _remove_state(state_file: Path, pid: int) -> None:
 
 
 def _connects(uri: str, auth: tuple[str, str]) -> bool:
+    """Whether the driver logs in (a generous timeout: the server said it is ready)."""
     from neo4j import GraphDatabase
 
     try:
-        with GraphDatabase.driver(uri, auth=auth, connection_timeout=5) as driver:
+        with GraphDatabase.driver(uri, auth=auth, connection_timeout=60) as driver:
             driver.verify_connectivity()
         return True
     except Exception:
@@ -341,57 +346,60 @@ def start(
         str(data),
     ]
     env = {**os.environ, "NEO4J_PASSWORD": password}
-    with log_path.open("ab") as log:
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {chosen}\n".encode())
-        log.flush()
-        log_start = log.tell()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=data,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # detached: survives the Python process and its Ctrl-C
-        )
+    ready_r, ready_w = os.pipe()  # the server writes its READY line here once Bolt answers
+    try:
+        with log_path.open("ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {chosen}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                [*cmd, "--ready-fd", str(ready_w)],
+                cwd=data,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(ready_w,),
+                start_new_session=True,  # detached: survives the Python process and its Ctrl-C
+            )
+    finally:
+        os.close(ready_w)  # only the server holds the write end: its exit is an end of file here
     uri = f"bolt://{HOST}:{chosen}"
     server = Neo4jServer(uri, DEFAULT_USER, password, proc.pid, data, log_path, state, proc)
     try:
-        _wait_ready(server, log_start, timeout)
+        _wait_ready(server, ready_r, timeout)
         _write_state(state, server)
     except BaseException:
         _terminate(proc.pid, 10.0, proc)
         raise
+    finally:
+        os.close(ready_r)
     return server
 
 
-def _wait_ready(server: Neo4jServer, log_offset: int, timeout: float) -> None:
-    proc = server._proc
-    assert proc is not None
+def _wait_ready(server: Neo4jServer, ready_fd: int, timeout: float) -> None:
+    """Block until the server's READY line arrives on ``ready_fd`` (or it exits, or ``timeout`` passes)."""
     deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
+    line = b""
+    while b"\n" not in line:
+        remaining = deadline - time.monotonic()
+        readable = select.select([ready_fd], [], [], max(0.0, remaining))[0] if remaining > 0 else []
+        if not readable:
             raise RuntimeError(
-                f"Neo4j exited with code {proc.returncode} during start; {server.log_path}:\n"
-                + tail(server.log_path)
+                f"Neo4j did not accept Bolt connections on {server.uri} within {timeout:.0f} s "
+                f"(DLPROV_NEO4J_START_TIMEOUT); {server.log_path}:\n" + tail(server.log_path)
             )
-        if _ready_line(server.log_path, log_offset) and _connects(server.uri, server.auth):
-            return
-        if time.monotonic() > deadline:
+        chunk = os.read(ready_fd, 1024)
+        if not chunk:  # the server exited before it was ready
+            code = server._proc.wait(30) if server._proc is not None else "?"
             raise RuntimeError(
-                f"Neo4j did not accept Bolt connections on {server.uri} within {timeout:.0f} s; "
-                f"{server.log_path}:\n" + tail(server.log_path)
+                f"Neo4j exited with code {code} during start; {server.log_path}:\n" + tail(server.log_path)
             )
-        time.sleep(0.25)
-
-
-def _ready_line(log_path: Path, offset: int) -> bool:
-    try:
-        with log_path.open("rb") as fh:
-            fh.seek(offset)
-            return b"\nREADY bolt://" in b"\n" + fh.read()
-    except OSError:
-        return False
+        line += chunk
+    if not line.startswith(f"READY {server.uri}".encode()) or not _connects(server.uri, server.auth):
+        raise RuntimeError(
+            f"Neo4j said {line.strip().decode(errors='replace')!r} but {server.uri} does not accept "
+            f"{server.user}'s login; {server.log_path}:\n" + tail(server.log_path)
+        )
 
 
 def stop(state_file: str | Path | None = None, grace: float = STOP_GRACE_S) -> bool:

@@ -1,5 +1,8 @@
 package org.dlprov.neo4j;
 
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -19,16 +22,18 @@ import org.neo4j.graphdb.GraphDatabaseService;
  * Runs a Neo4j Community DBMS in this JVM with the Bolt connector on a loopback address.
  *
  * <p>Usage: {@code Main --data DIR [--port 7687] [--host 127.0.0.1] [--page-cache-mb 128]
- * [--no-auth]}. Authentication is on by default: the built-in user {@code neo4j} gets the password
+ * [--no-auth] [--ready-fd N]}. Authentication is on by default: the built-in user {@code neo4j} gets the password
  * from the environment variable {@code NEO4J_PASSWORD} (or {@code --password PW}; the environment
  * keeps it out of the process list). DIR is the DBMS home (databases under DIR/data, Neo4j's logs
  * under DIR/logs). Once the default database is up and Bolt listens, {@code READY bolt://HOST:PORT}
- * is printed; SIGTERM/SIGINT shut the DBMS down cleanly and print {@code STOPPED}.
+ * is printed, and also written to the inherited file descriptor N of {@code --ready-fd} (a pipe the
+ * launcher waits on), which is then closed; SIGTERM/SIGINT shut the DBMS down cleanly and print
+ * {@code STOPPED}.
  */
 public final class Main {
   private static final String USAGE =
       "usage: Main --data DIR [--port N] [--host H] [--password PW] [--page-cache-mb MB]"
-          + " [--no-auth]";
+          + " [--no-auth] [--ready-fd N]";
 
   private Main() {}
 
@@ -39,6 +44,7 @@ public final class Main {
     String password = System.getenv("NEO4J_PASSWORD");
     boolean auth = true;
     long pageCacheMb = 128;
+    int readyFd = -1;
     for (int i = 0; i < args.length; i++) {
       String a = args[i];
       if (i + 1 >= args.length && !a.equals("--no-auth")) {
@@ -51,6 +57,7 @@ public final class Main {
         case "--password" -> password = args[++i];
         case "--page-cache-mb" -> pageCacheMb = Long.parseLong(args[++i]);
         case "--no-auth" -> auth = false;
+        case "--ready-fd" -> readyFd = Integer.parseInt(args[++i]);
         default -> usage("unknown argument: " + a);
       }
     }
@@ -101,9 +108,20 @@ public final class Main {
       setPassword(dbms, password);
     }
     dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME).executeTransactionally("RETURN 1");
-    System.out.println("READY bolt://" + host + ":" + port);
+    String ready = "READY bolt://" + host + ":" + port;
+    System.out.println(ready);
     System.out.flush();
+    if (readyFd >= 0) {
+      signalReady(readyFd, ready);
+    }
     stopped.await();
+  }
+
+  /** Writes the READY line to the launcher's pipe (inherited as descriptor {@code fd}) and closes it. */
+  private static void signalReady(int fd, String ready) throws IOException {
+    try (FileOutputStream out = new FileOutputStream("/proc/self/fd/" + fd)) {
+      out.write((ready + "\n").getBytes(StandardCharsets.UTF_8));
+    }
   }
 
   private static void usage(String message) {
