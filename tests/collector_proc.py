@@ -59,7 +59,7 @@ class CollectorProcess:
             args += ["--token", self.token]
         return args
 
-    def start(self, timeout: float = 30.0, health: int = 200) -> CollectorProcess:
+    def start(self, timeout: float = 180.0, health: int = 200) -> CollectorProcess:
         """Start and wait until ``/health`` answers ``health`` (503: the store is unavailable)."""
         env = dict(os.environ)
         env.pop("DLPROV_TOKEN", None)
@@ -75,7 +75,7 @@ class CollectorProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"collector exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as resp:
+                with urllib.request.urlopen(self.url + "/health", timeout=10) as resp:
                     if resp.status == health:
                         return self
             except urllib.error.HTTPError as exc:
@@ -101,7 +101,7 @@ class CollectorProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
