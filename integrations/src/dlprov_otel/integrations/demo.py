@@ -269,7 +269,7 @@ def run_demo(
         _read_npz(data)  # a bad file fails before TensorFlow loads
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
-    from dlprov_otel.store import default_store_url  # opens nothing; imports the store's modules
+    from dlprov_otel.store import default_store_url, readmodel  # imports the store's modules
 
     started = time.monotonic()
     out_dir = Path(out)
@@ -302,7 +302,7 @@ def run_demo(
     st = telemetry.store
     for statements in SEED_QUERIES:
         _show(statements, st)
-    counts = st.element_counts(exec_tag)
+    counts = readmodel.element_counts(st, exec_tag)
     print("\nelements of this execution: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if v))
     try:
         from dlprov_otel.prov import export
