@@ -6,6 +6,7 @@ pass through the real :class:`~dlprov_otel.processor.LosslessSpanProcessor` and 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +63,15 @@ def memory(tmp_path: Path) -> Iterator[Recorded]:
 def exec_tag(request: pytest.FixtureRequest) -> str:
     """An execution tag of this test alone (tasks are found by (execution, id) in a process)."""
     return f"unit-{request.node.name}"
+
+
+NO_SERVICES = ("monetdbe", "pymonetdb", "neo4j")  # what the unit tier must never load
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _the_unit_tier_opens_no_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """When only unit tests run, no database driver may have been imported by the end."""
+    yield
+    if all(item.get_closest_marker("unit") for item in request.session.items):
+        loaded = [m for m in NO_SERVICES if m in sys.modules]
+        assert not loaded, f"the unit tier imported {loaded}: such a test belongs in tests/integration"
