@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dlprov_otel.errors import StoreError
+from dlprov_otel.store import readmodel
 
 from .guard import RETRY_AFTER_STORE, TokenCheck, json_api
 from .routes import HTTPError, Request, Response, Route, json_response, jsonable
@@ -53,9 +54,8 @@ class QueryApp:
         return json_response(200, {"columns": result.columns, "rows": rows})
 
     def executions(self, request: Request) -> Response:
-        result = self.stores.get().executions()
-        runs = [{c: jsonable(v) for c, v in zip(result.columns, row, strict=False)} for row in result.rows]
-        return json_response(200, runs)
+        runs = readmodel.execution_summaries(self.stores.get())
+        return json_response(200, [jsonable(run.as_dict()) for run in runs])
 
     def health(self, request: Request) -> Response:
         try:
