@@ -1,4 +1,4 @@
-"""The `dlprov` command line against a real embedded store."""
+"""The `dlprov` command line against a real embedded store (statement splitting: tests/unit)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-from dlprov_otel.cli import split_statements
 from tests.unit.user_scripts import seed_snippet
 
 
@@ -73,10 +72,6 @@ def test_sql_errors_are_one_clear_line(recorded, subprocess_env):
     assert "dlprov: error: SELECT: no such table 'nosuch'" in out.stderr
     bad = dlprov_cli("sql", "--store", "ftp://x", "SELECT 1", env=subprocess_env)
     assert bad.returncode == 1 and "unknown store URL scheme 'ftp'" in bad.stderr
-
-
-def test_split_statements_respects_quotes_and_comments():
-    assert split_statements("SELECT ';' ; -- x;\nSELECT \"a;b\" /* ; */; ") == ["SELECT ';'", 'SELECT "a;b"']
 
 
 def test_a_feature_without_its_extra_names_the_extra(subprocess_env):
