@@ -195,3 +195,30 @@ def test_example_queries_run(seeded) -> None:
         assert result.rows, label
     (executions,) = [q for q in data.example_queries("mnist") if q["label"] == "executions"]
     assert executions["sql"] == "SELECT * FROM dataflow_execution;"
+
+
+def test_a_running_task_is_linked_alike_in_both_views(dlprov) -> None:
+    """Dependencies are stored when a task ends: while it runs, neither view guesses them."""
+    df = Dataflow("live", predefined=True)
+    df.save()
+    with execution("live-run", dataflow=df):
+        load = Task(1, df, "live-run", "loaddata")
+        load.begin()
+        load.add_dataset(DataSet("oloaddata", [Element(["/data"])]))
+        load.end()
+        split = Task(2, df, "live-run", "splitdata", dependency=load)
+        split.add_dataset(DataSet("isplitconfig", [Element([60])]))
+        split.begin()
+        split.add_dataset(DataSet("otrainset", [Element(["/data/train.npz"])]))
+        split.end()
+        train = Task(3, df, "live-run", "trainmodel", dependency=split)
+        train.begin()
+        assert dlprov_otel.flush()
+        store = dlprov.store
+        running = [t for t in readmodel.tasks(store, ["live-run"]) if t.status == "RUNNING"]
+        assert [t.id for t in running] == ["3"]
+        assert _drawn_used(store, "live-run") == _prov_used(store, "live-run") == {("oloaddata", "1", "2")}
+        train.end()
+    assert dlprov_otel.flush()
+    assert ("otrainset", "2", "3") in _drawn_used(dlprov.store, "live-run")
+    assert _drawn_used(dlprov.store, "live-run") == _prov_used(dlprov.store, "live-run")
