@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 
+import hypothesis.strategies as st
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from dlprov_otel import Dataflow, DataSet, DLProvError, Element, SpecError, Task, Transformation, semconv
 from dlprov_otel.model import Attribute, AttributeType, Set, SetType
@@ -211,3 +213,47 @@ def test_seeded_random_does_not_repeat_trace_ids(tmp_path):
         (task,) = [s for s in exporter.get_finished_spans() if s.attributes[semconv.KIND] == semconv.KIND_TASK]
         trace_ids.append(task.context.trace_id)
     assert trace_ids[0] != trace_ids[1]
+
+
+NUMBER = st.one_of(
+    st.none(),
+    st.floats(),  # NaN and infinities included
+    st.integers(-(2**53), 2**53),
+    st.builds(np.float32, st.floats(width=32)),
+    st.builds(np.int64, st.integers(-(2**62), 2**62)),
+    st.sampled_from(["", "null", " 1.5 "]),  # text a NUMERIC attribute reads as missing or a number
+)
+TEXT = st.one_of(st.none(), st.booleans(), st.text(st.characters(exclude_characters="\x00"), max_size=10))
+
+
+@st.composite
+def rows(draw) -> list[dict]:
+    """Elements of a set with a declared NUMERIC attribute and an undeclared one, whose type comes
+    from its first value (so its values stay of that kind)."""
+    note = draw(st.sampled_from([NUMBER, TEXT]))
+    return draw(st.lists(st.fixed_dictionaries({"loss": NUMBER, "note": note}), min_size=1, max_size=4))
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # one pipeline for all examples
+@given(elements=rows())
+def test_no_dataset_attribute_is_dropped_by_the_sdk(memory, elements):
+    """OpenTelemetry silently drops an attribute whose list mixes types: every declared and
+    undeclared attribute of every element must reach the exported span."""
+    df = Dataflow("anyvalues")
+    df.add_transformation(
+        Transformation("t", [], [Set("o", SetType.OUTPUT, [Attribute("loss", AttributeType.NUMERIC, optional=True)])])
+    )
+    df.save()
+    before = len(memory.exporter.get_finished_spans())
+    task = Task(1, df, f"anyvalues-{before}", "t")
+    task.add_dataset(DataSet("o", [Element(r) for r in elements]))
+    task.end()
+    (span,) = [s for s in memory.spans()[before:] if s.attributes[semconv.KIND] == semconv.KIND_DATASET]
+    names = tuple(span.attributes[semconv.DATASET_ATTRIBUTES])
+    assert names[0] == "loss"
+    if any(r["note"] is not None for r in elements):
+        assert names == ("loss", "note")
+    for name in names:
+        values = span.attributes[semconv.data_key(name)]  # present: not dropped
+        assert len(values) == len(elements)
+        assert len({type(v) for v in values if v is not None}) <= 1  # one type per list
