@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import dlprov_otel
-from dlprov_otel.integrations._shared import forget_reported
+from dlprov_otel.integrations._shared import forget_reported, strict
 from dlprov_otel.integrations.keras import KerasInstrumentor, load_data, split_data, transform
 
 pytestmark = pytest.mark.keras
@@ -35,12 +35,13 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def run(dlprov: Any) -> Iterator[str]:
-    """Instrumented; yields the execution tag every task of the test goes to."""
+    """Instrumented, in strict mode; yields the execution tag every task of the test goes to."""
     tag = f"kt-{uuid.uuid4().hex[:8]}"
     inst = KerasInstrumentor()
     inst.instrument(dataflow=DF, execution=tag)
     try:
-        yield tag
+        with strict():  # a provenance failure fails the test instead of being logged
+            yield tag
     finally:
         inst.uninstrument()
 

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from dlprov_otel.integrations._shared import STRICT_ENV
 from dlprov_otel.store import open_store
 from tests.torch_helpers import rows, run_instrumented, set_rows
 
 pytestmark = pytest.mark.torch
+
+
+@pytest.fixture
+def subprocess_env(subprocess_env: dict[str, str]) -> dict[str, str]:
+    """Strict mode in the child: a provenance failure raises instead of being logged."""
+    return {**subprocess_env, STRICT_ENV: "1"}
 
 
 def test_torchrun_job_is_one_execution(tmp_path: Path, subprocess_env):
