@@ -52,15 +52,9 @@ sys.path.insert(0, str(HERE / "peers"))
 
 import env as peers_env  # noqa: E402
 import readback  # noqa: E402
+import report  # noqa: E402  (bench/report.py: the table, as in the README)
 
 PEERS = ("flowcept", "wandb", "mlflow", "yprov4ml")
-LABELS = {
-    "dlprov": "DLProv",
-    "flowcept": "Flowcept",
-    "yprov4ml": "yProv4ML",
-    "wandb": "W&B",
-    "mlflow": "MLflow",
-}
 BASELINE = {"dlprov": "none@3.11"}  # every peer: "none@3.12"
 
 
@@ -173,6 +167,12 @@ def measure(runner: Runner, variants: list[str], tools: list[str], a: argparse.N
             log(f"  train r{r} {v}: {wall:.2f} s, per-epoch call {1e6 * med(out['log_s']):.0f} µs")
             if r >= 0:
                 runs[v].append(out)
+    verified: dict[str, int] = {}  # epoch rows stored by each tool's first counted run (not timed)
+    for t in tools:
+        store = runner.store(t)
+        rows, _ = readback.stored_rows(t, store, runs[t][0]["tag"], runner.pythons[t], child_env(store))
+        verified[t] = len(rows)
+        log(f"  stored by {t}'s first run: {len(rows)} of {a.epochs} epoch rows")
     loops: dict[str, list[dict]] = {t: [] for t in tools}
     loop_extra = ["--calls", str(a.calls), "--max-s", str(a.loop_max_s)]
     for r in range(a.reps):
@@ -187,64 +187,45 @@ def measure(runner: Runner, variants: list[str], tools: list[str], a: argparse.N
             k = runner.kill(t, rng)
             log(f"  kill r{r} {t}: returned {k['returned']}, stored {k['stored']}, lost {k['lost']}")
             kills[t].append(k)
-    return {"train": runs, "loop": loops, "kill": kills}
+    return {"train": runs, "train_rows_stored": verified, "loop": loops, "kill": kills}
 
 
 def summarize(raw: dict, tools: list[str]) -> dict[str, dict]:
+    """Medians per tool; per-call figures are the median call of each run, then the median run."""
     train = raw["train"]
-    base_wall = {b: med([x["wall_s"] for x in train[b]]) for b in ("none@3.11", "none@3.12") if train.get(b)}
-    out: dict[str, dict] = {}
-    for b, w in base_wall.items():
-        out[b] = {"wall_s": w, "train_s": med([x["train_s"] for x in train[b]])}
+    base = {b: train[b] for b in ("none@3.11", "none@3.12") if train.get(b)}
+    out: dict[str, dict] = {
+        b: {k: med([x[k] for x in runs]) for k in ("wall_s", "cpu_s", "train_s", "torch_import_s")}
+        for b, runs in base.items()
+    }
+    for b, runs in base.items():  # half the range of the runs without a tool: the resolution of a whole-run figure
+        walls = [x["wall_s"] for x in runs]
+        out[b]["wall_noise_s"] = (max(walls) - min(walls)) / 2
     for t in tools:
-        base = BASELINE.get(t, "none@3.12")
-        wall = med([x["wall_s"] for x in train[t]])
-        kills = raw["kill"][t]
+        b = BASELINE.get(t, "none@3.12")
+        runs, loops, kills = train[t], raw["loop"][t], raw["kill"][t]
+        wall, cpu = med([x["wall_s"] for x in runs]), med([x["cpu_s"] for x in runs])
         out[t] = {
-            "per_epoch_in_training_us": 1e6 * med([med(x["log_s"]) for x in train[t]]),
-            "per_call_tight_loop_us": 1e6 * med([med(x["log_s"]) for x in raw["loop"][t]]),
-            "tight_loop_calls": med([x["calls"] for x in raw["loop"][t]]),
+            "per_epoch_in_training_us": 1e6 * med([med(x["log_s"]) for x in runs]),
+            "per_epoch_in_training_cpu_us": 1e6 * med([med(x["log_cpu_s"]) for x in runs]),
+            "per_call_tight_loop_us": 1e6 * med([med(x["log_s"]) for x in loops]),
+            "per_call_tight_loop_cpu_us": 1e6 * med([med(x["log_cpu_s"]) for x in loops]),
+            "tight_loop_calls": med([x["calls"] for x in loops]),
             "wall_s": wall,
-            "baseline": base,
-            "whole_run_overhead_s": wall - base_wall[base],
-            "setup_s": med([x["setup_s"] for x in train[t]]),
-            "stop_s": med([x["stop_s"] for x in train[t]]),
+            "cpu_s": cpu,
+            "baseline": b,
+            "whole_run_overhead_s": wall - out[b]["wall_s"],
+            "whole_run_noise_s": out[b]["wall_noise_s"],
+            "whole_run_cpu_overhead_s": cpu - out[b]["cpu_s"],
+            "setup_s": med([x["setup_s"] for x in runs]),
+            "stop_s": med([x["stop_s"] for x in runs]),
+            "train_rows_stored": raw.get("train_rows_stored", {}).get(t),
             "kill_runs": len(kills),
             "kill_runs_lossless": sum(1 for k in kills if k["lost"] == 0),
             "kill_lost": [k["lost"] for k in kills],
             "kill_returned": [k["returned"] for k in kills],
         }
     return out
-
-
-def markdown(result: dict) -> str:
-    s, tools = result["summary"], [t for t in LABELS if t in result["summary"]]
-    head = "| | " + " | ".join(LABELS[t] + f" {result['versions'].get(t, '')}".rstrip() for t in tools) + " |"
-    lines = [head, "|---" * (len(tools) + 1) + "|"]
-
-    def row(name: str, fmt: Any) -> None:
-        lines.append(f"| {name} | " + " | ".join(fmt(s[t]) for t in tools) + " |")
-
-    row("caller cost per epoch, in training", lambda x: f"{x['per_epoch_in_training_us']:,.0f} µs")
-    row("caller cost per call, tight loop", lambda x: f"{x['per_call_tight_loop_us']:,.1f} µs")
-    row("whole-run overhead", lambda x: f"{x['whole_run_overhead_s']:+.2f} s")
-    row(
-        "SIGKILL: runs with 0 returned rows lost",
-        lambda x: f"{x['kill_runs_lossless']} of {x['kill_runs']} (lost {', '.join(map(str, x['kill_lost']))})",
-    )
-    c = result["config"]
-    base = ", ".join(f"{b}: {result['summary'][b]['wall_s']:.2f} s" for b in ("none@3.11", "none@3.12") if b in s)
-    lines += [
-        "",
-        f"Medians of {c['reps']} interleaved runs; MLP 784-128-64-10 on {c['samples']:,} generated rows, "
-        f"{c['epochs']} epochs, one training thread; baseline job wall time {base}; "
-        f"SIGKILL after {c['kill_min_s']}-{c['kill_max_s']} s at ~100 Hz, {c['kills']} runs per tool. "
-        f"{result['machine']['cpu']} ({result['machine']['cores']} cores), load average "
-        f"{result['machine']['load_before']} before, {result['machine']['load_after']} after.",
-    ]
-    for t, why in result.get("install_failures", {}).items():
-        lines.append(f"Not measured: {LABELS.get(t, t)}: {why}.")
-    return "\n".join(lines)
 
 
 def machine() -> dict:
@@ -278,7 +259,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--tools", default="dlprov," + ",".join(PEERS))
     ap.add_argument("--out", type=Path, default=RESULTS / "peers.json")
+    ap.add_argument("--from-json", type=Path, help="summarize the runs of an earlier result again and print")
     a = ap.parse_args()
+    if a.from_json:
+        result = json.loads(a.from_json.read_text())
+        result["summary"] = summarize(result["runs"], [t for t in report.PEER_LABELS if t in result["runs"]["loop"]])
+        a.from_json.write_text(json.dumps(result, indent=1))
+        print("\n".join(report.peers_table(result)))
+        return 0
     a.reps = a.reps or (2 if a.quick else 5)
     a.kills = a.kills or (2 if a.quick else 5)
     if a.quick:
@@ -321,7 +309,7 @@ def main() -> int:
     }  # fmt: skip
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1))
-    print(markdown(result))
+    print("\n".join(report.peers_table(result)))
     return 0
 
 
