@@ -251,6 +251,51 @@ def test_oversized_bodies_get_413(collector):
     assert get(collector.url + "/health")[0] == 200
 
 
+def test_expect_100_continue_is_refused_before_the_body(collector):
+    """A client that asks first (Expect: 100-continue) learns of the limit without sending the body."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", collector.http_port, timeout=30)
+    try:
+        conn.putrequest("POST", "/v1/traces")
+        conn.putheader("Content-Type", "application/x-protobuf")
+        conn.putheader("Content-Length", str(MAX_BODY + 1))
+        conn.putheader("Expect", "100-continue")
+        conn.endheaders()  # no body follows
+        resp = conn.getresponse()
+        assert resp.status == 413 and resp.getheader("Connection") == "close"
+        assert f"limit of {MAX_BODY} bytes" in otlp_status(resp.read())
+    finally:
+        conn.close()
+    # a request that may come is let in
+    conn = http.client.HTTPConnection("127.0.0.1", collector.http_port, timeout=30)
+    try:
+        body = dataset_request(1, f"expect-{uuid.uuid4().hex[:8]}")
+        conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf", "Expect": "100-continue"})
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
+def test_keep_alive_unless_a_body_is_left_unread(collector):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", collector.http_port, timeout=30)
+    try:
+        conn.request("GET", "/health")
+        first = conn.getresponse()
+        first.read()
+        assert first.status == 200 and first.getheader("Connection") is None  # kept open
+        conn.request("POST", "/nowhere", b"x" * 100, {"Content-Type": "text/plain"})
+        second = conn.getresponse()  # on the same connection
+        assert second.status == 404 and second.getheader("Connection") == "close"
+        assert "no such endpoint /nowhere" in json.loads(second.read())["error"]
+    finally:
+        conn.close()
+    status, headers, _ = post(collector.url + "/v1/sql", b"{}", "application/json", method="PUT")
+    assert status == 405 and headers["Allow"] == "POST"
+
+
 def test_unstorable_spans_are_set_aside_and_the_rest_stored(collector):
     tag = f"partial-{uuid.uuid4().hex[:8]}"
     payload = dataset_request(6, tag, broken={2})
