@@ -88,9 +88,6 @@ class DLProvLightningCallback(pl.Callback):
             self._rec = rec
         return self._rec
 
-    def _guard(self, where: str, fn: Any, *args: Any) -> Any:
-        return guarded(f"lightning {where}", fn, *args)
-
     def _suspend(self) -> None:
         self.rec.suspended += 1
         self._suspended += 1
@@ -121,7 +118,7 @@ class DLProvLightningCallback(pl.Callback):
         self._suspend()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._guard("train start", self._train_start, trainer, pl_module)
+        guarded("lightning train start", self._train_start, trainer, pl_module)
 
     def _train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         rec = self.rec
@@ -147,7 +144,7 @@ class DLProvLightningCallback(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._t0 = time.perf_counter()
         self._losses = Pass()
-        self._guard("lr", self._check_lr, trainer, False)
+        guarded("lightning lr", self._check_lr, trainer, False)
         self._epoch_lr = self._lrs[0] if self._lrs else None
 
     def on_train_batch_end(
@@ -157,10 +154,10 @@ class DLProvLightningCallback(pl.Callback):
         if self._losses is not None and loss is not None and getattr(loss, "ndim", None) == 0:
             self._losses.add_loss(loss)  # no device sync per step
         if self._optimizer is not None and learning_rates(self._optimizer) != self._lrs:
-            self._guard("lr", self._check_lr, trainer, True)
+            guarded("lightning lr", self._check_lr, trainer, True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._guard("epoch", self._epoch_end, trainer)
+        guarded("lightning epoch", self._epoch_end, trainer)
 
     def _epoch_end(self, trainer: pl.Trainer) -> None:
         if trainer.sanity_checking:
@@ -189,9 +186,9 @@ class DLProvLightningCallback(pl.Callback):
             self.rec.epoch = trainer.current_epoch + 1  # epochs completed
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._guard("lr", self._check_lr, trainer, False)
-        self._guard("model file", self._model_file, trainer, pl_module)
-        self._guard("fit end", self.rec.end_training)
+        guarded("lightning lr", self._check_lr, trainer, False)
+        guarded("lightning model file", self._model_file, trainer, pl_module)
+        guarded("lightning fit end", self.rec.end_training)
         self._resume()
 
     def _model_file(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -205,7 +202,7 @@ class DLProvLightningCallback(pl.Callback):
         self._suspend()
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._guard("test", self._test_end, trainer)
+        guarded("lightning test", self._test_end, trainer)
         self._resume()
 
     def _test_end(self, trainer: pl.Trainer) -> None:
@@ -223,7 +220,7 @@ class DLProvLightningCallback(pl.Callback):
 
     # -- failure ----------------------------------------------------------------------------------
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._guard("failure", self.rec.end_training, exception)
+        guarded("lightning failure", self.rec.end_training, exception)
         while self._suspended:
             self._resume()
 
