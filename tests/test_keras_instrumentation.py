@@ -445,3 +445,31 @@ def test_ten_megabyte_architecture_is_stored_whole(run: str, digits: Any) -> Non
     expected = model.to_json()
     assert len(expected) > 10 * 1024 * 1024
     assert hp["model_architecture"] == expected
+
+
+def test_fit_spans_go_to_the_given_tracer_provider(digits: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from dlprov_otel import semconv
+
+    dlprov_otel.shutdown()
+    monkeypatch.setenv("DLPROV_STORE", "nosuchscheme://nowhere")  # no pipeline could take a span
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    x, y = digits
+    inst = KerasInstrumentor()
+    inst.instrument(tracer_provider=provider, dataflow=DF, execution="kt-provider")
+    try:
+        with strict():
+            history = make_model().fit(x[:256], y[:256], epochs=2, batch_size=64, verbose=0)
+    finally:
+        inst.uninstrument()
+    spans = exporter.get_finished_spans()
+    (train,) = [s for s in spans if s.attributes.get(semconv.KIND) == semconv.KIND_TASK]
+    assert (train.name, train.attributes[semconv.EXECUTION_TAG]) == ("trainmodel", "kt-provider")
+    assert train.attributes[semconv.TASK_STATUS] == semconv.FINISHED
+    epochs = [s for s in spans if s.attributes.get(semconv.DATASET_TAG) == "otrainmodel"]
+    assert [e.attributes[semconv.data_key("loss")][0] for e in epochs] == history.history["loss"]

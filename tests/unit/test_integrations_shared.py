@@ -241,6 +241,45 @@ def test_torch_spans_go_to_the_given_tracer_provider(no_pipeline: None) -> None:
     assert epoch.attributes[semconv.data_key("f1")] == (0.25,)
 
 
+def test_a_plain_torch_loop_is_recorded_on_the_given_tracer_provider(no_pipeline: None) -> None:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    mem = Memory()
+    inst = TorchInstrumentor()
+    torch.manual_seed(0)
+    with strict():
+        inst.instrument(tracer_provider=mem.provider, dataflow="unit_loop", execution="unit-loop-1", lightning=False)
+        try:
+            data = TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+            loader = DataLoader(data, batch_size=16, shuffle=True)
+            model = torch.nn.Linear(4, 2)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            loss_fn = torch.nn.CrossEntropyLoss()
+            means = []
+            for _ in range(2):
+                losses = []
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    loss = loss_fn(model(x), y)
+                    loss.backward()
+                    optimizer.step()
+                    losses.append(loss.item())
+                means.append(sum(losses) / len(losses))
+        finally:
+            inst.uninstrument()  # records the last epoch
+    names = sorted(s.name for s in mem.spans(semconv.KIND_TASK))
+    assert names == ["loaddata", "trainmodel"]
+    assert {s.attributes[semconv.EXECUTION_TAG] for s in mem.spans(semconv.KIND_TASK)} == {"unit-loop-1"}
+    epochs = mem.datasets("otrainmodel")
+    assert [e.attributes[semconv.data_key("epoch")] for e in epochs] == [(0,), (1,)]
+    for e, mean in zip(epochs, means, strict=True):
+        assert e.attributes[semconv.data_key("loss")][0] == pytest.approx(mean, abs=1e-6)
+    (hp,) = mem.datasets("itrainmodel")
+    assert hp.attributes[semconv.data_key("optimizer_name")] == ("SGD",)
+    assert hp.attributes[semconv.data_key("batch_size")] == (16,)
+
+
 def test_keras_spans_go_to_the_given_tracer_provider(no_pipeline: None) -> None:
     mem = Memory()
     inst = KerasInstrumentor()
