@@ -45,6 +45,25 @@ def normalize_tag(tag: Any, what: str = "tag") -> str:
     return norm
 
 
+# Schemas MonetDB keeps for itself: a dataflow's tables go into a schema named after its tag,
+# so these tags would write into (or clash with) the database's own catalog.
+MONETDB_SYSTEM_SCHEMAS = frozenset(
+    {"sys", "tmp", "json", "profiler", "logging", "information_schema", "wlc", "wlr", "bam", "lidar",
+     "netcdf", "shp"}
+)
+
+
+def dataflow_tag(tag: Any) -> str:
+    """A dataflow tag: a valid tag that is not one of MonetDB's own schemas."""
+    norm = normalize_tag(tag, "dataflow tag")
+    if norm in MONETDB_SYSTEM_SCHEMAS:
+        raise SpecError(
+            f"dataflow tag {tag!r} is reserved: MonetDB uses a schema of that name for itself "
+            f"(reserved: {', '.join(sorted(MONETDB_SYSTEM_SCHEMAS))}); choose another tag"
+        )
+    return norm
+
+
 @dataclass
 class Attribute:
     """A typed attribute of a set. ``optional`` attributes may be left out of an element."""
@@ -184,7 +203,7 @@ class DataflowSpec:
         try:
             raw = json.loads(text)
             spec = cls(
-                tag=normalize_tag(raw["tag"], "dataflow tag"),
+                tag=dataflow_tag(raw["tag"]),
                 transformations=list(raw.get("transformations", [])),
                 sets={s["tag"]: s for s in raw.get("sets", [])},
             )
@@ -241,7 +260,7 @@ class Dataflow:
     """A dataflow: a tag and its transformations. ``predefined=True`` loads the DL vocabulary."""
 
     def __init__(self, tag: str, predefined: bool = False, hyperparameters: bool = False) -> None:
-        self.tag = normalize_tag(tag, "dataflow tag")
+        self.tag = dataflow_tag(tag)
         self.transformations: dict[str, Transformation] = {}
         self.sets: dict[str, Set] = {}
         self.saved_hash: str | None = None

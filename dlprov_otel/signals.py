@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 STOP_SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None), signal.SIGINT) if s is not None)
 
 _installed: dict[int, Any] = {}  # signal -> the handler that was there before ours
-received: int | None = None  # the last stop signal this process received
+received: int | None = None  # the stop signal (default action) that is ending this process
 
 
 def install(on_stop: Callable[[int], None]) -> None:
@@ -48,8 +49,9 @@ def install(on_stop: Callable[[int], None]) -> None:
 
         def handler(num: int, frame: Any, _previous: Any = previous) -> Any:
             global received
-            received = num
-            default = _previous in (signal.SIG_DFL, None)
+            default = _previous in (signal.SIG_DFL, None, signal.default_int_handler)
+            if default:  # the script's own handler decides how (and whether) its run ends
+                received = num
             if default and num != signal.SIGINT:
                 # On a thread of its own: this handler interrupted the main thread somewhere,
                 # maybe inside a lock that the flush needs. The journal already holds every
@@ -58,7 +60,7 @@ def install(on_stop: Callable[[int], None]) -> None:
                 worker.start()
                 worker.join(_timeout())
             if callable(_previous):
-                return _previous(num, frame)
+                return _previous(num, frame)  # SIGINT's default raises KeyboardInterrupt
             if default:
                 signal.signal(num, signal.SIG_DFL)
                 if num == signal.SIGINT:
@@ -72,6 +74,15 @@ def install(on_stop: Callable[[int], None]) -> None:
         except (ValueError, OSError):
             continue
         _installed[signum] = previous
+
+
+def exit_as_interrupted() -> None:
+    """At exit after an unhandled ``KeyboardInterrupt`` that our SIGINT handler raised, end the
+    process by SIGINT, as Python means to (a C extension that runs code during finalization can
+    reset the interpreter's own flag for this and leave exit status 1 instead)."""
+    if received == signal.SIGINT and isinstance(getattr(sys, "last_value", None), KeyboardInterrupt):
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _run(on_stop: Callable[[int], None], num: int) -> None:

@@ -34,6 +34,7 @@ from .model import Dataflow, normalize_tag
 from .processor import LosslessSpanProcessor
 from .recorder import Recorder, SystemRandomIdGenerator
 from .replay import read_back, replay_orphans
+from .store.schema import CATALOG as CATALOG_TABLES
 
 logger = logging.getLogger(__name__)
 TRACER_NAME = "dlprov_otel"
@@ -270,7 +271,12 @@ def shutdown() -> None:
             _state = None
 
 
-atexit.register(shutdown)
+def _at_exit() -> None:
+    shutdown()
+    signals.exit_as_interrupted()
+
+
+atexit.register(_at_exit)
 
 
 # --- dataflows -----------------------------------------------------------------------------
@@ -297,8 +303,14 @@ def lookup_dataflow(tag_or_df: Any) -> Dataflow:
 
 def emit_dataflow(df: Dataflow) -> None:
     """Send the dataflow specification as a span of its own (a new version if it changed)."""
-    register_dataflow(df)
     spec = df.to_spec()
+    clash = sorted(set(spec.sets) & set(CATALOG_TABLES))
+    if clash:
+        raise SpecError(
+            f"set tag(s) {', '.join(map(repr, clash))} of dataflow {df.tag!r} are names of DLProv's catalog "
+            "tables; choose other tags"
+        )
+    register_dataflow(df)
     if df.saved_hash == spec.hash:
         return
     attrs = {
@@ -366,7 +378,8 @@ class Execution:
             error is None or isinstance(error, KeyboardInterrupt | SystemExit)
         ):
             status = semconv.TERMINATED
-            error = error or f"terminated by {signals.name(signals.received)}"
+            how = f"terminated by {signals.name(signals.received)}"
+            error = f"{how} ({_error_text(error)})" if error is not None else how
         with self._lock:
             if self.span is None or not self.span.is_recording():
                 return
