@@ -337,7 +337,7 @@ def run_child(
 
 
 def start_original_server(tmp: Path) -> tuple[subprocess.Popen, str, float]:
-    from dlprov_otel.services.otelcol import free_port
+    from dlprov_otel.config import free_port
 
     port = free_port()
     t0 = time.perf_counter()
