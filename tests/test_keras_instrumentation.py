@@ -309,14 +309,18 @@ def test_unusable_store_never_breaks_training(
     assert stats["export_failures"] >= 1 and stats["dropped"] == 0
     errors = [r for r in caplog.records if "cannot store provenance" in r.getMessage()]
     assert len(errors) == 1  # logged once, not per batch
-    # nothing was lost: the spool holds the run, and replays into a working store
+    # nothing was lost: the spool directory holds the run, and replays into a working store
+    # (as `dlprov replay` does: the journals of ended processes, then any spooled requests)
+    from dlprov_otel.exporter import MonetDBSpanExporter
+    from dlprov_otel.replay import replay_orphans
     from dlprov_otel.spool import replay
     from dlprov_otel.store import open_store
 
     fresh = open_store(tmp_path / "fresh")
     try:
+        journals = replay_orphans(spool, None, MonetDBSpanExporter(store=fresh), patience=0)
         files, spans = replay(fresh, spool)
-        assert files >= 1 and spans > 0
+        assert journals.journals + files >= 1 and journals.spans + spans > 0
         stored = fresh.query(
             f'SELECT loss FROM "{DF}"."otrainmodel" WHERE execution_tag = ? ORDER BY emitted_at', ["kt-dead-store"]
         )
