@@ -42,7 +42,11 @@ class DLProvInstrumentor(BaseInstrumentor):
             dlprov_otel.configure(store=settings.store)
         self.__dict__["_settings"] = settings
         activate(settings)
-        self._start(settings)
+        try:
+            self._start(settings)
+        except BaseException:  # not instrumented: undo what was done
+            self._uninstrument()
+            raise
 
     def _uninstrument(self, **kwargs: Any) -> None:
         settings = self.settings
