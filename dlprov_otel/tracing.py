@@ -248,6 +248,23 @@ def _on_stop_signal(signum: int) -> None:
     shutdown()
 
 
+_provider_tracer: trace.Tracer | None = None
+
+
+def use_tracer_provider(provider: trace.TracerProvider | None) -> None:
+    """Record DLProv's spans with ``provider`` (an instrumentor's ``tracer_provider``, as
+    OpenTelemetry's instrumentations honour it) instead of DLProv's own pipeline; ``None``
+    goes back to the pipeline. That provider's processors then decide where spans go (no
+    journal: it is part of DLProv's pipeline)."""
+    global _provider_tracer
+    _provider_tracer = provider.get_tracer(TRACER_NAME) if provider is not None else None
+
+
+def current_tracer() -> trace.Tracer:
+    """The tracer DLProv's spans are recorded with now."""
+    return _provider_tracer if _provider_tracer is not None else telemetry().tracer
+
+
 def _maybe_set_global(provider: TracerProvider) -> None:
     current = trace.get_tracer_provider()
     if isinstance(current, trace.ProxyTracerProvider):
@@ -319,7 +336,7 @@ def emit_dataflow(df: Dataflow) -> None:
         semconv.DATAFLOW_SPEC: spec.to_json(),
         semconv.DATAFLOW_SPEC_HASH: spec.hash,
     }
-    span = telemetry().tracer.start_span(f"dataflow {df.tag}", context=otel_context.Context(), attributes=attrs)
+    span = current_tracer().start_span(f"dataflow {df.tag}", context=otel_context.Context(), attributes=attrs)
     span.end()
     df.saved_hash = spec.hash
 
@@ -347,7 +364,7 @@ class Execution:
         with self._lock:
             if self.span is not None:
                 return self
-            tracer = telemetry().tracer
+            tracer = current_tracer()
             attrs = {
                 **self.attributes(),
                 semconv.EXECUTION_SCIENTIST: hardware.scientist(),
@@ -479,7 +496,7 @@ def start_task_span(
         semconv.TASK_DEPENDENCIES: [d[0] for d in dependencies],
         semconv.TASK_DEPENDENCY_TRANSFORMATIONS: [d[1] for d in dependencies],
     }
-    tracer = telemetry().tracer
+    tracer = current_tracer()
     span = tracer.start_span(transformation, context=execution.context, attributes=attrs, links=links)
     ctx = trace.set_span_in_context(span, execution.context)
     marker = tracer.start_span(
@@ -494,4 +511,7 @@ def start_task_span(
 def emit_dataset_span(ctx: otel_context.Context, name: str, attributes: dict[str, Any]) -> None:
     """A dataset emission: a short span, child of its task, that ends at once. It is
     journalled here and built as a span off this thread."""
+    if _provider_tracer is not None:  # an instrumentor's own tracer_provider: its processors decide
+        _provider_tracer.start_span(name, context=ctx, attributes=attributes).end()
+        return
     telemetry().recorder.emit(trace.get_current_span(ctx).get_span_context(), name, attributes)

@@ -443,6 +443,13 @@ def test_api_answers_and_errors(collector: CollectorProcess, runs: list[DigitsRu
     assert status == 200 and b"import" in body
     status, svg = get(base + "dataflows/mnist/prov.svg")
     assert status == 200 and b"<svg" in svg
+    # the SQL console's examples come from the server, and they run
+    status, body = get(base + "queries?dataflow=mnist")
+    examples = {q["label"]: q["sql"] for q in json.loads(body)}
+    assert status == 200 and {"dataflows", "executions", "epochs", "test metrics"} <= set(examples)
+    columns, rows = client.query(collector.url, examples["epochs"])
+    assert "loss" in columns and len(rows) >= len(runs[0].history)
+    assert get(base + "queries?dataflow=" + quote("no such flow", safe=""))[0] == 400
 
 
 def test_killed_needs_quiet_and_a_dead_process(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from dlprov_otel.errors import QueryError
+from dlprov_otel.store.schema import describe_table_sql, describe_tables_sql
 
 ALLOWED_FIRST = ("SELECT", "WITH", "VALUES", "EXPLAIN", "PLAN", "(")
 # Keywords that write, change the schema, grant, move files, end the transaction or run code.
@@ -196,20 +197,8 @@ def expand_meta(text: str) -> str:
         raise SQLRefused(f"use \\d or \\d [schema.]table, got {text[:80]!r}")
     table, schema = _unquote(m.group("table")), _unquote(m.group("schema"))
     if table is None:
-        return (
-            'SELECT s.name AS "schema", t.name AS "table", '
-            "(SELECT COUNT(*) FROM sys.columns c WHERE c.table_id = t.id) AS \"columns\" "
-            "FROM sys.tables t JOIN sys.schemas s ON t.schema_id = s.id "
-            "WHERE NOT t.system ORDER BY s.name, t.name"
-        )
-    where_schema = f"s.name = {_literal(schema)}" if schema else "s.name = CURRENT_SCHEMA"
-    return (
-        'SELECT c.name AS "column", c.type AS "type", c.type_digits AS "digits", '
-        'c."null" AS "nullable", c.number AS "position" '
-        "FROM sys.columns c JOIN sys.tables t ON c.table_id = t.id "
-        f"JOIN sys.schemas s ON t.schema_id = s.id WHERE t.name = {_literal(table)} AND {where_schema} "
-        "ORDER BY c.number"
-    )
+        return describe_tables_sql()
+    return describe_table_sql(_literal(table), _literal(schema) if schema else None)
 
 
 __all__ = ["SQLRefused", "check_read_only", "expand_meta", "tokenize"]

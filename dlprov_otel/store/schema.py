@@ -161,6 +161,28 @@ def example_queries(dataflow: str) -> list[tuple[str, list[str]]]:
 
 
 # --- introspection --------------------------------------------------------------------------
+def describe_tables_sql() -> str:
+    """``\\d``: the tables of user schemas, with their column counts."""
+    return (
+        'SELECT s.name AS "schema", t.name AS "table", '
+        '(SELECT COUNT(*) FROM sys.columns c WHERE c.table_id = t.id) AS "columns" '
+        "FROM sys.tables t JOIN sys.schemas s ON t.schema_id = s.id "
+        "WHERE NOT t.system ORDER BY s.name, t.name"
+    )
+
+
+def describe_table_sql(table_literal: str, schema_literal: str | None) -> str:
+    """``\\d [schema.]table``: a table's columns; the names come as quoted SQL literals."""
+    where_schema = f"s.name = {schema_literal}" if schema_literal else "s.name = CURRENT_SCHEMA"
+    return (
+        'SELECT c.name AS "column", c.type AS "type", c.type_digits AS "digits", '
+        'c."null" AS "nullable", c.number AS "position" '
+        "FROM sys.columns c JOIN sys.tables t ON c.table_id = t.id "
+        f"JOIN sys.schemas s ON t.schema_id = s.id WHERE t.name = {table_literal} AND {where_schema} "
+        "ORDER BY c.number"
+    )
+
+
 Fetch = Callable[[str, Sequence[Any]], tuple[list[str], list[tuple]]]
 """``fetch(sql, params) -> (columns, rows)``: a backend's or a store's way to read."""
 

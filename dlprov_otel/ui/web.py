@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from dlprov_otel import prov
+from dlprov_otel.errors import SpecError
 from dlprov_otel.http import (
     HTTPError,
     Request,
@@ -130,8 +131,13 @@ def _route(store: Store, segments: list[str], query: dict[str, str]) -> Any:
             return data.dataflow_detail(store, tag, int(version) if version else None)
         case ["dataflows", tag, name] if name.startswith("prov."):
             return _prov(store, name, dataflow=tag)
+        case ["queries"]:
+            try:
+                return data.example_queries(query.get("dataflow") or "mnist")
+            except SpecError as exc:
+                raise HTTPError(400, str(exc)) from exc
     raise HTTPError(404, f"no dashboard API {API}{'/'.join(segments)}: use executions, "
-                    "executions/TAG, executions/TAG/prov.FORMAT, dataflows, dataflows/TAG")
+                    "executions/TAG, executions/TAG/prov.FORMAT, dataflows, dataflows/TAG, queries")
 
 
 def _prov(store: Store, name: str, execution: str | None = None, dataflow: str | None = None) -> tuple[bytes, str, str]:

@@ -98,5 +98,6 @@ export const api = {
   dataflows: () => getJSON("/ui/api/dataflows"),
   dataflow: (tag, version) =>
     getJSON(`/ui/api/dataflows/${encodeURIComponent(tag)}${version ? `?version=${version}` : ""}`),
+  queries: (flow) => getJSON(`/ui/api/queries?dataflow=${encodeURIComponent(flow)}`),
   provPath: (tag, fmt, kind = "executions") => `/ui/api/${kind}/${encodeURIComponent(tag)}/prov.${fmt}`,
 };

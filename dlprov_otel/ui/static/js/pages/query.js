@@ -6,21 +6,14 @@ import { cell, clear, h, put, saveFile, toCSV } from "../util.js";
 
 const MAX_SHOWN = 1000;
 
-function examples(flow) {
-  const q = `SET SCHEMA "${flow}";`;
-  return [
-    ["dataflows", "SELECT * FROM dataflow;"],
-    ["executions", "SELECT * FROM dataflow_execution;"],
-    ["hyperparameters", `${q} SELECT * FROM itrainmodel;`],
-    ["epochs", `${q} SELECT * FROM otrainmodel;`],
-    ["test metrics", `${q} SELECT * FROM otestmodel;`],
-    ["tasks", "SELECT execution_tag, id, dt_tag, status, start_time, end_time, duration FROM task ORDER BY start_time;"],
-    ["tables", "\\d"],
-  ];
+// The seed's queries come from the server (the store's schema module names the tables).
+async function examples(flow) {
+  const queries = await api.queries(flow);
+  return [...queries.map((q) => [q.label, q.sql]), ["tables", "\\d"]];
 }
 
 export async function render(main, { query }) {
-  const initial = query.get("sql") || "SELECT * FROM dataflow_execution;";
+  const initial = query.get("sql") || "";
   const editor = h("textarea", { class: "sql-editor", spellcheck: "false", "aria-label": "SQL", rows: 5, value: initial });
   const runBtn = h("button", { class: "btn primary", id: "run-sql", text: "Run" });
   const csvBtn = h("button", { class: "btn", id: "csv", text: "Download CSV", disabled: true });
@@ -35,15 +28,17 @@ export async function render(main, { query }) {
     result,
   );
   let last = null;
-  const fill = (flow) => {
-    put(exampleBox, h("span", { class: "subtle small", text: "Examples:" }), examples(flow).map(([label, text]) =>
+  const fill = async (flow) => {
+    const list = await examples(flow);
+    if (!editor.value) editor.value = (list.find(([label]) => label === "executions") || list[0])[1];
+    put(exampleBox, h("span", { class: "subtle small", text: "Examples:" }), list.map(([label, text]) =>
       h("button", { class: "chip mono", title: `${label}: run it`, text, dataset: { example: label },
         onclick: () => { editor.value = text; run(); } })));
   };
-  fill("mnist");
   api.dataflows().then((flows) => {
-    if (flows.length && !flows.some((f) => f.tag === "mnist")) fill(flows[0].tag);
-  }).catch(() => {});
+    const flow = !flows.length || flows.some((f) => f.tag === "mnist") ? "mnist" : flows[0].tag;
+    return fill(flow);
+  }).catch(() => fill("mnist").catch(() => {}));
 
   async function run() {
     const text = editor.value.trim();
