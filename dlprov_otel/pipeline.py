@@ -1,0 +1,112 @@
+"""The configured recording pipeline of a process: provider, journal, span builder, processor,
+exporter, and what it reports (``flush``, ``stats``); built by :func:`dlprov_otel.configure`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from .journal import Journal
+from .processor import LosslessSpanProcessor
+from .recorder import Recorder
+from .replay import read_back, replay_orphans
+
+logger = logging.getLogger("dlprov_otel.tracing")
+TRACER_NAME = "dlprov_otel"
+
+
+@dataclass
+class Telemetry:
+    """The configured pipeline: provider, processor and where spans go."""
+
+    provider: TracerProvider
+    processor: LosslessSpanProcessor
+    target: str  # store URL or OTLP endpoint
+    recorder: Recorder
+    pending_store: Any = None  # a PendingStore when exporting in-process
+    exporter: Any = None
+
+    @property
+    def store(self) -> Any:
+        """The Store when exporting in-process (waits for it to open), else ``None``."""
+        return self.pending_store.result() if self.pending_store is not None else None
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        return self.provider.get_tracer(TRACER_NAME)
+
+    def stats(self) -> dict[str, Any]:
+        """What happened to what was recorded: journalled, stored, pending, quarantined, ..."""
+        s = self.processor.stats.as_dict()
+        journal = self.recorder.journal
+        s["emitted"] = self.recorder.emitted
+        s["journalled"] = journal.records - 1 if journal is not None else 0  # less the header
+        s["journal_write_failures"] = journal.failed_writes if journal is not None else 0
+        s["journal"] = str(journal.path) if journal is not None else None
+        s["stored"] = s["exported"]
+        s["pending"] = (journal.pending if journal is not None else 0) or s["pending"]
+        return s
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Export everything recorded so far; True only when all of it is stored (queryable)."""
+        deadline = time.monotonic() + timeout
+        if not self.recorder.drain(timeout):
+            return False
+        ok = self.processor.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
+        journal = self.recorder.journal
+        return ok and (journal is None or journal.pending == 0)
+
+    def shutdown(self) -> None:
+        self.recorder.stop(self.processor.shutdown_timeout)
+        self.provider.shutdown()
+        journal = self.recorder.journal
+        if journal is not None:
+            journal.close(delete=journal.pending == 0 and self._read_back(journal))
+
+    def _read_back(self, journal: Journal) -> bool:
+        """Every span of the journal is in the store (or acknowledged by the collector)."""
+        try:
+            return read_back(self.exporter, journal.path, self.processor.quarantined_keys)
+        except Exception as exc:
+            logger.warning("DLProv: could not read the journal's spans back (%s); kept %s", exc, journal.path)
+            return False
+
+
+
+def open_journal(spool_dir: Any, target: str, resource: Resource) -> Journal | None:
+    """This process's journal, or None (logged) when it cannot be created: recording goes on."""
+    if os.environ.get("DLPROV_JOURNAL", "1").lower() in ("0", "false", "no", "off"):
+        return None
+    try:
+        return Journal(spool_dir, target, resource)
+    except OSError as exc:
+        logger.error("DLProv: no provenance journal (%s): spans are exported but not crash-proof", exc)
+        return None
+
+
+def checkpoint(journal: Journal):
+    def commit(spans: Sequence[Any]) -> None:
+        journal.commit([(s.context.trace_id, s.context.span_id) for s in spans])
+
+    return commit
+
+
+def replay_orphans_in_background(spool_dir: Any, target: str, exporter: SpanExporter) -> threading.Thread:
+    """Store what dead processes journalled for this target and did not see stored."""
+    thread = threading.Thread(
+        target=replay_orphans, args=(spool_dir, target, exporter), name="dlprov-journal-replay", daemon=True
+    )
+    thread.start()
+    return thread
+
+
