@@ -1,16 +1,22 @@
 """Connections to embedded MonetDB (monetdbe) and a MonetDB server (pymonetdb).
 
 Both take ``?`` placeholders; values are always bound (monetdbe prepares the statement,
-pymonetdb escapes them client-side), never spliced into SQL text by us.
+pymonetdb escapes them client-side), never spliced into SQL text by us. Bulk rows go through
+``append``: monetdbe's column append, or ``COPY INTO ... FROM STDIN`` on a server.
+
+Failures are told apart with :func:`is_transient`: a transaction conflict or a lost connection
+(raised as :class:`TransientStoreError`) goes away by retrying, so a writer retries it and
+never rejects the data; anything else is about the data or the statement.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
+import logging
 import os
 import queue
 import re
+import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +25,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError, StoreError, StoreLockedError
+from .copy_format import copy_statement
+
+logger = logging.getLogger(__name__)
 
 # MonetDB types read back from sys.columns
 NUMERIC_TYPES = {"double", "real", "float", "decimal", "int", "bigint", "smallint", "tinyint", "hugeint"}
@@ -54,6 +63,12 @@ class Backend:
         """Bring the connection back to a clean state after a failed transaction."""
         self.rollback()
 
+    def ping(self) -> None:
+        """A real round trip to the database; raises when it does not answer (for /health)."""
+        with self.lock:
+            self.fetch("SELECT 1")
+            self.rollback()
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -74,7 +89,11 @@ class EmbeddedBackend(Backend):
         )
         self._worker = threading.Thread(target=self._serve, name="dlprov-monetdbe", daemon=True)
         self._worker.start()
-        self._on_thread(self._open, path)
+        try:
+            self._on_thread(self._open, path)
+        except BaseException:
+            self._calls.put(None)  # a failed open (a locked store, retried) must not leave its thread
+            raise
 
     def _serve(self) -> None:
         while True:
@@ -283,32 +302,144 @@ def _bindable(sql: str, params: Sequence[Any] | None) -> tuple[str, list[Any] | 
     return _QMARK.sub(sub, sql), kept or None
 
 
-class ServerBackend(Backend):
-    """A MonetDB server through pymonetdb."""
+class TransientStoreError(StoreError):
+    """The store cannot take the write now, but will later: a transaction conflict (MonetDB's
+    optimistic concurrency control) or a lost connection. Retry it; never reject the data."""
 
-    def __init__(self, host: str, port: int, user: str, password: str, database: str) -> None:
+
+# MonetDB's messages for optimistic-concurrency conflicts, e.g. "CREATE SCHEMA: transaction
+# conflict detected" and "COMMIT: transaction is aborted because of concurrency conflicts"
+_CONFLICT_MARKERS = ("transaction conflict", "concurrency conflict")
+# pymonetdb's messages for a connection that is gone (besides OSError and its subclasses)
+_LOST_MARKERS = ("not connected", "server closed connection", "connection reset", "broken pipe")
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) or any(m in str(exc).lower() for m in _LOST_MARKERS)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure goes away by retrying: a conflict or a lost connection (in the chain)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, TransientStoreError) or _lost_connection(e):
+            return True
+        if any(m in str(e).lower() for m in _CONFLICT_MARKERS):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+# rows per COPY statement (its text is built in memory: ~100 bytes a row)
+_COPY_ROWS = 50_000
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+class ServerBackend(Backend):
+    """A MonetDB server through pymonetdb.
+
+    Rows are bulk-loaded with ``COPY INTO ... FROM STDIN``. A lost connection is reopened on
+    the next call that starts a transaction (or by :meth:`reset`); a conflict or a lost
+    connection raises :class:`TransientStoreError`, which callers retry and never reject.
+    """
+
+    def __init__(
+        self, host: str, port: int, user: str, password: str, database: str, connect_timeout: float = 10.0
+    ) -> None:
         try:
             import pymonetdb
         except ImportError as exc:
             raise StoreError("monetdb:// stores need pymonetdb: pip install 'dlprov-otel[server]'") from exc
+        self._pymonetdb = pymonetdb
         self.lock = threading.RLock()
         self.where = f"monetdb://{user}@{host}:{port}/{database}"
+        self._params = {
+            "hostname": host,
+            "port": port,
+            "username": user,
+            "password": password,
+            "database": database,
+            "autocommit": False,
+            "connect_timeout": connect_timeout,
+        }
+        self.con: Any = None
+        self._dirty = False  # statements sent since the last commit or rollback
+        self._lost_mid_transaction = False  # until rolled back, nothing may run on a new connection
+        self.reconnects = 0
+        with self.lock:
+            self._connect()
+            self.default_schema = self.fetch("SELECT CURRENT_SCHEMA")[1][0][0]
+            self.commit()
+
+    # -- connection -----------------------------------------------------------------------------
+    def _connect(self) -> None:
         try:
-            self.con = pymonetdb.connect(
-                hostname=host,
-                port=port,
-                username=user,
-                password=password,
-                database=database,
-                autocommit=False,
-                connect_timeout=10,
-            )
+            self.con = self._pymonetdb.connect(**self._params)
         except Exception as exc:
-            raise StoreError(f"cannot reach MonetDB server {self.where}: {exc}") from exc
+            self.con = None
+            raise self._connect_error(exc) from None
         self.cur = self.con.cursor()
         self.cur.arraysize = 10_000
-        self.default_schema = self.fetch("SELECT CURRENT_SCHEMA")[1][0][0]
+        self._dirty = False
 
+    def _connect_error(self, exc: Exception) -> StoreError:
+        text = _one_line(exc)
+        low = text.lower()
+        if "credentials" in low or "password" in low:
+            return StoreError(f"MonetDB server {self.where} refused the user name or password ({text})")
+        if isinstance(exc, socket.gaierror):
+            return StoreError(f"cannot reach MonetDB server {self.where}: unknown host {self._params['hostname']!r}")
+        if isinstance(exc, ConnectionRefusedError) or "refused" in low:
+            return TransientStoreError(f"cannot reach MonetDB server {self.where}: connection refused (is it running?)")
+        if isinstance(exc, TimeoutError) or "timed out" in low:
+            return TransientStoreError(
+                f"cannot reach MonetDB server {self.where}: no answer within {self._params['connect_timeout']} s"
+            )
+        if _lost_connection(exc):
+            return TransientStoreError(f"cannot reach MonetDB server {self.where}: {text}")
+        return StoreError(f"cannot connect to MonetDB server {self.where}: {text}")
+
+    def _drop(self) -> None:
+        con, self.con = self.con, None
+        self._lost_mid_transaction = self._lost_mid_transaction or self._dirty
+        self._dirty = False
+        if con is not None:
+            try:
+                con.close()
+            except Exception:
+                pass
+
+    def _reopen(self) -> None:
+        self._connect()
+        self.reconnects += 1
+        logger.info("DLProv: reconnected to %s", self.where)
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        """Run one statement; a conflict or a lost connection raises TransientStoreError."""
+        with self.lock:
+            if self._lost_mid_transaction:
+                # a new connection would commit the rest of a half-lost transaction
+                raise TransientStoreError(f"the connection to {self.where} was lost mid-transaction: roll back first")
+            if self.con is None:
+                self._reopen()  # the connection was lost between transactions
+            self._dirty = True
+            try:
+                return fn(*args)
+            except Exception as exc:
+                if _lost_connection(exc):
+                    self._drop()
+                    raise TransientStoreError(f"lost the connection to {self.where}: {_one_line(exc)}") from exc
+                if is_transient(exc):
+                    raise TransientStoreError(f"{self.where}: {_one_line(exc)}") from exc
+                raise
+
+    # -- statements -----------------------------------------------------------------------------
     @staticmethod
     def _sql(sql: str, params: Sequence[Any] | None) -> str:
         if not params:
@@ -316,10 +447,16 @@ class ServerBackend(Backend):
         return _QMARK.sub("%s", sql.replace("%", "%%"))
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self._call(self._execute, sql, params)
+
+    def _execute(self, sql: str, params: Sequence[Any] | None) -> None:
         self.cur.execute(self._sql(sql, params), list(params) if params else None)
 
     def fetch(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
-        self.execute(sql, params)
+        return self._call(self._fetch, sql, params)
+
+    def _fetch(self, sql: str, params: Sequence[Any] | None) -> tuple[list[str], list[tuple]]:
+        self._execute(sql, params)
         if self.cur.description is None:
             return [], []
         cols = [d[0] for d in self.cur.description]
@@ -328,41 +465,49 @@ class ServerBackend(Backend):
     def append(
         self, schema: str, table: str, columns: list[tuple[str, str]], data: dict[str, list[Any]], n: int
     ) -> None:
-        from .ddl import quote_ident
-
-        names = ", ".join(quote_ident(c) for c, _ in columns)
-        row_ph = "(" + ", ".join("?" for _ in columns) + ")"
-        step = max(1, 20_000 // max(1, len(columns)))
-        for start in range(0, n, step):
-            end = min(n, start + step)
-            params: list[Any] = []
-            for i in range(start, end):
-                for c, t in columns:
-                    v = data[c][i]
-                    if v is not None and t in ("double", "real", "float") and v != v:
-                        v = None  # NaN is NULL
-                    elif t == "timestamp" and isinstance(v, int):
-                        v = dt.datetime.fromtimestamp(v / 1e9, tz=dt.UTC).replace(tzinfo=None)
-                    params.append(v)
-            sql = f"INSERT INTO {quote_ident(schema)}.{quote_ident(table)} ({names}) VALUES " + ", ".join(
-                row_ph for _ in range(end - start)
+        """Bulk-load ``n`` rows with ``COPY INTO ... FROM STDIN`` (values encoded exactly)."""
+        for start in range(0, n, _COPY_ROWS):
+            self._call(
+                self.cur.execute, copy_statement(schema, table, columns, data, start, min(n, start + _COPY_ROWS))
             )
-            self.execute(sql, params)
 
     def commit(self) -> None:
+        self._call(self._commit)
+
+    def _commit(self) -> None:
         self.con.commit()
+        self._dirty = False
 
     def rollback(self) -> None:
-        try:
-            self.con.rollback()
-        except Exception:
-            pass
+        with self.lock:
+            self._lost_mid_transaction = False
+            if self.con is None:
+                return
+            try:
+                self.con.rollback()
+                self._dirty = False
+            except Exception as exc:
+                if _lost_connection(exc):
+                    self._drop()
+
+    def reset(self) -> None:
+        """Roll back a failed transaction; reopen the connection when it is gone."""
+        with self.lock:
+            self.rollback()
+            if self.con is None:
+                self._reopen()
+
+    def ping(self) -> None:
+        """A real round trip (``SELECT 1``); raises StoreError when the server does not answer."""
+        with self.lock:
+            in_transaction = self._dirty
+            self.fetch("SELECT 1")
+            if not in_transaction:
+                self.rollback()
 
     def close(self) -> None:
-        try:
-            self.con.close()
-        except Exception:
-            pass
+        with self.lock:
+            self._drop()
 
 
 def query_error(sql: str, exc: Exception) -> QueryError:

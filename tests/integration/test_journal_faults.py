@@ -36,7 +36,8 @@ with dlprov_otel.execution(os.environ.get("RUN", "run"), dataflow="mnist"):
             os.write(fd, b"%d\n" % epoch)
             epoch += 1
             time.sleep(0.01)
-print("done", flush=True)
+import threading
+print("done threads", threading.active_count(), flush=True)
 """
 
 
@@ -164,7 +165,7 @@ def test_a_handler_of_the_script_still_runs_and_decides(tmp_path, subprocess_env
     proc.send_signal(signal.SIGTERM)
     stdout, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
-    assert "done" in stdout
+    assert "done threads" in stdout
     rows, _ = _stored(subprocess_env, store)
     assert rows == _returned(out)
     assert _status(subprocess_env, store) == ("FINISHED", "")
@@ -211,6 +212,9 @@ def test_store_held_by_another_process_while_training_loses_nothing(tmp_path, su
         stdout, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
         assert _returned(out) == 150
+        # the store was retried all along, and retrying does not pile up threads
+        # (main, span builder, exporter, and at most an open attempt in flight with its worker)
+        assert int(stdout.split("done threads")[1].split()[0]) <= 6, stdout
         assert _journals(subprocess_env), "a run that could not store anything left no journal"
     finally:
         flag.unlink()
