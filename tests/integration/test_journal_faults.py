@@ -234,7 +234,7 @@ def test_store_released_during_training_is_written_by_the_running_process(tmp_pa
     finally:
         flag.unlink()  # the store comes back while the training runs
         holder.communicate(timeout=120)
-    stdout, err = proc.communicate(timeout=600)
+    _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
     assert not _journals(subprocess_env), "the running process should have stored and removed its journal"
     assert _stored(subprocess_env, store) == (400, 400)
