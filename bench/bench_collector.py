@@ -28,10 +28,8 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from dlprov_otel import client
-
 import dlprov_otel
-from dlprov_otel import Dataflow, DataSet, Element, Task
+from dlprov_otel import Dataflow, DataSet, Element, Task, client
 from tests.collector_proc import dataset_request, start_collector
 
 RESULTS = Path(__file__).parent / "results"

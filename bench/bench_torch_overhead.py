@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
-from dlprov_otel.integrations.torch import TorchInstrumentor
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import dlprov_otel
+from dlprov_otel.integrations.torch import TorchInstrumentor
 
 RESULTS = Path(__file__).parent / "results"
 
