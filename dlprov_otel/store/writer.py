@@ -49,6 +49,8 @@ _ROW_COLUMNS = (
 _FLOAT_TYPES = ("double", "real", "float")
 
 
+_ATTRIBUTE_ROWS = 500  # rows per INSERT into the attribute catalog
+
 class Writer:
     """Writes records into one store's connection; keeps the columns and specs it has seen."""
 
@@ -226,17 +228,19 @@ class Writer:
                 f"SELECT name FROM {self.cat(S.ATTRIBUTE)} WHERE dataflow_tag = ? AND ds_tag = ?", [dataflow, set_tag]
             )
             known_names = {k[0] for k in known}
-            pos = start
-            for name, t, optional in new:
-                if name in known_names:
-                    continue
+            rows = [
+                [dataflow, set_tag, name, t.value, start + i, optional, declared]
+                for i, (name, t, optional) in enumerate(a for a in new if a[0] not in known_names)
+            ]
+            # multi-row INSERTs: one statement per row made 10,000 attributes superlinear
+            for i in range(0, len(rows), _ATTRIBUTE_ROWS):
+                chunk = rows[i : i + _ATTRIBUTE_ROWS]
                 self.backend.execute(
                     f"INSERT INTO {self.cat(S.ATTRIBUTE)} "
-                    "(dataflow_tag, ds_tag, name, type, ordinal, optional, declared) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [dataflow, set_tag, name, t.value, pos, optional, declared],
+                    "(dataflow_tag, ds_tag, name, type, ordinal, optional, declared) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
+                    [v for row in chunk for v in row],
                 )
-                pos += 1
         return cols
 
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
