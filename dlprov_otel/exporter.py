@@ -7,6 +7,7 @@ Registered as the ``dlprov`` entry point of ``opentelemetry_traces_exporter``, s
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,11 @@ from .store import PendingStore, Store, open_store
 from .store.readmodel import stored_span_keys
 
 logger = logging.getLogger(__name__)
+# Embedded MonetDB does not say ENOSPC: a write on a full disk fails as "COMMIT: transaction
+# is aborted because of concurrency conflicts", an open as "Catalogue not available". With
+# less free space than this on the store's filesystem (and under 2% of it), a failure is
+# reported as a full disk.
+DISK_FULL_BYTES = 64 << 20
 
 
 class MonetDBSpanExporter(SpanExporter):
@@ -63,11 +69,29 @@ class MonetDBSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def _fail(self, message: str) -> SpanExportResult:
+        message = self._disk_full(message)
         self.last_error = message
         if not self._failing:
             logger.error("DLProv: cannot store provenance (will retry): %s", message)
             self._failing = True
         return SpanExportResult.FAILURE
+
+    def _disk_full(self, message: str) -> str:
+        """``message``, prefixed with "disk full" when the embedded store's filesystem is."""
+        url = self._store.url if self._store is not None else getattr(self._pending, "url", "")
+        if not url.startswith("monetdbe:") or url == "monetdbe::memory:":
+            return message
+        try:
+            st = os.statvfs(url[len("monetdbe:") :])
+        except OSError:
+            return message
+        free = st.f_bavail * st.f_frsize
+        if free >= min(DISK_FULL_BYTES, st.f_blocks * st.f_frsize // 50):
+            return message
+        return (
+            f"disk full: {free} bytes left on the filesystem of the provenance store {url[len('monetdbe:'):]} "
+            f"(No space left on device): {message}"
+        )
 
     def stored_keys(self, keys: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
         """Which (trace id, span id) pairs the store holds: read back, not assumed."""
