@@ -20,7 +20,7 @@ from typing import Any
 
 from . import model, semconv, tracing
 from .errors import DLProvError, ElementError, SpecError
-from .model import Attribute, AttributeType, Set, SetType, Transformation, normalize_tag
+from .model import Attribute, AttributeType, Set, SetType, Transformation, known_tags, normalize_tag
 from .values import coerce, infer_type
 
 logger = logging.getLogger(__name__)
@@ -76,52 +76,75 @@ class DataSet:
         return f"DataSet({self.tag!r}, {len(self.elements)} elements)"
 
 
+def _plan(set_def: Set) -> tuple[tuple[str, ...], dict[str, AttributeType], int, frozenset[str]]:
+    """(names, types, required count, optional names) of a set, cached until it changes."""
+    declared = set_def.attributes
+    key = (id(declared), len(declared))
+    cached = set_def.__dict__.get("_dlprov_plan")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    plan = (
+        tuple(a.name for a in declared),
+        {a.name: a.type for a in declared},
+        sum(1 for a in declared if not a.optional),
+        frozenset(a.name for a in declared if a.optional),
+    )
+    set_def.__dict__["_dlprov_plan"] = (key, plan)
+    return plan
+
+
 def dataset_attributes(set_def: Set, role: SetType, elements: Sequence[Element]) -> dict[str, Any]:
     """Span attributes of one dataset emission: names, types and one value list per attribute."""
-    declared = set_def.attributes
-    required = sum(1 for a in declared if not a.optional)
-    columns: dict[str, list[Any]] = {a.name: [] for a in declared}
-    types: dict[str, AttributeType] = {a.name: a.type for a in declared}
+    names, declared_types, required, optional = _plan(set_def)
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    types = dict(declared_types)
+    tag = set_def.tag
     for n, element in enumerate(elements):
         values = element.values
         if isinstance(values, dict):
             row: dict[str, Any] = {}
             for key, value in values.items():
-                row[normalize_tag(key, f"attribute name in set {set_def.tag!r}")] = value
-            missing = [a.name for a in declared if not a.optional and a.name not in row]
+                norm = known_tags.get(key)  # checked before: skip building the error context
+                row[norm if norm is not None else normalize_tag(key, f"attribute name in set {tag!r}")] = value
+            missing = [name for name in names if name not in optional and name not in row]
             if missing:
-                raise ElementError(f"set {set_def.tag!r}: element {n} lacks required attribute(s) {missing}")
+                raise ElementError(f"set {tag!r}: element {n} lacks required attribute(s) {missing}")
         else:
-            if not required <= len(values) <= len(declared):
-                want = str(len(declared)) if required == len(declared) else f"{required} to {len(declared)}"
+            if not required <= len(values) <= len(names):
+                want = str(len(names)) if required == len(names) else f"{required} to {len(names)}"
                 raise ElementError(
-                    f"set {set_def.tag!r} takes {want} values "
-                    f"({', '.join(a.name for a in declared)}), element {n} has {len(values)}"
+                    f"set {tag!r} takes {want} values ({', '.join(names)}), element {n} has {len(values)}"
                 )
-            row = {a.name: v for a, v in zip(declared, values, strict=False)}
+            row = dict(zip(names, values, strict=False))
         for name, value in row.items():
-            if value is None and name not in columns:
-                continue  # an undeclared attribute gets its column (and type) from a value
-            if name not in columns:  # an attribute the spec does not declare
+            column = columns.get(name)
+            if column is None:
+                if value is None:
+                    continue  # an undeclared attribute gets its column (and type) from a value
+                # an attribute the spec does not declare
                 if name in semconv.RESERVED_COLUMNS:
                     raise SpecError(f"attribute name {name!r} is reserved")
                 types[name] = infer_type(value)
-                columns[name] = [None] * n
-            columns[name].append(coerce(value, types[name], set_tag=set_def.tag, attribute=name))
+                column = columns[name] = [None] * n
+            column.append(coerce(value, types[name], set_tag=tag, attribute=name))
         for col in columns.values():
             if len(col) == n:
                 col.append(None)
     attrs: dict[str, Any] = {
         semconv.KIND: semconv.KIND_DATASET,
-        semconv.DATASET_TAG: set_def.tag,
+        semconv.DATASET_TAG: tag,
         semconv.DATASET_ROLE: role.value,
         semconv.DATASET_ELEMENTS: len(elements),
         semconv.DATASET_ATTRIBUTES: list(columns),
-        semconv.DATASET_TYPES: [types[n].value for n in columns],
+        semconv.DATASET_TYPES: [_TYPE_VALUES[types[name]] for name in columns],
     }
+    data_key = semconv.data_key
     for name, col in columns.items():
-        attrs[semconv.data_key(name)] = col
+        attrs[data_key(name)] = col
     return attrs
+
+
+_TYPE_VALUES = {t: t.value for t in AttributeType}
 
 
 _task_lock = threading.Lock()

@@ -32,8 +32,14 @@ class SetType(str, Enum):
     OUTPUT = "OUTPUT"
 
 
+known_tags: dict[str, str] = {}  # tag -> normalized, for tags already checked (a hot path)
+
+
 def normalize_tag(tag: Any, what: str = "tag") -> str:
     """Lower-case a tag and check that it can name a SQL schema, table or column."""
+    known = known_tags.get(tag) if type(tag) is str else None
+    if known is not None:
+        return known
     if not isinstance(tag, str):
         raise SpecError(f"{what} must be a string, got {type(tag).__name__}: {tag!r}")
     norm = tag.strip().lower()
@@ -42,6 +48,8 @@ def normalize_tag(tag: Any, what: str = "tag") -> str:
             f"invalid {what} {tag!r}: use letters, digits and underscores, starting with a "
             "letter or underscore, at most 63 characters (no quotes, spaces or dashes)"
         )
+    if len(known_tags) < 100_000 and type(tag) is str:
+        known_tags[tag] = norm
     return norm
 
 

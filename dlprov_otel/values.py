@@ -61,6 +61,9 @@ def to_text(value: Any) -> str | None:
 
 def coerce(value: Any, attr_type: AttributeType, *, set_tag: str, attribute: str) -> float | str | None:
     """Coerce one element value to its attribute's type, or raise a precise ``ElementError``."""
+    kind = type(value)
+    if kind is float or value is None:  # the common cases first (a hot path: every value)
+        return value if attr_type is AttributeType.NUMERIC or value is None else to_text(value)
     if attr_type is AttributeType.NUMERIC:
         try:
             return to_number(value)
