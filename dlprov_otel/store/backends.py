@@ -336,6 +336,11 @@ def is_transient(exc: BaseException) -> bool:
 _COPY_ROWS = 50_000
 
 
+def _quiet_connect_errors(record: logging.LogRecord) -> bool:
+    """pymonetdb logs each failed connect; the store raises one line naming the URL instead."""
+    return not record.getMessage().startswith("Could not connect")
+
+
 def _one_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     return lines[-1] if lines else type(exc).__name__
@@ -357,6 +362,9 @@ class ServerBackend(Backend):
         except ImportError as exc:
             raise StoreError("monetdb:// stores need pymonetdb: pip install 'dlprov-otel[server]'") from exc
         self._pymonetdb = pymonetdb
+        mapi_log = logging.getLogger("pymonetdb.mapi")
+        if _quiet_connect_errors not in mapi_log.filters:
+            mapi_log.addFilter(_quiet_connect_errors)
         self.lock = threading.RLock()
         self.where = f"monetdb://{user}@{host}:{port}/{database}"
         self._params = {
