@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from dlprov_otel.integrations._shared import STRICT_ENV
+import dlprov_otel
+from dlprov_otel import semconv
+from dlprov_otel.integrations._shared import STRICT_ENV, strict
+from dlprov_otel.integrations.torch import TorchInstrumentor
 from dlprov_otel.store import open_store
 from tests.torch_helpers import SCRIPTS, rows, set_rows
 
@@ -119,3 +122,103 @@ def test_a_provenance_error_is_logged_once_and_training_goes_on(scenario):
     for r, mine in zip(epochs, own["losses"], strict=True):
         assert math.isclose(r["loss"], mine, abs_tol=1e-6)
     assert set_rows(st, "oloaddata") == []  # what could not be described is left out
+
+
+# --- in this process: the shared layer on real PyTorch ----------------------------------------------
+class _Memory:
+    """A TracerProvider of the test's own, exporting into memory."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+
+    def spans(self, kind: str | None = None) -> list:
+        found = self.exporter.get_finished_spans()
+        return [s for s in found if kind is None or s.attributes.get(semconv.KIND) == kind]
+
+    def datasets(self, set_tag: str) -> list:
+        return [s for s in self.spans(semconv.KIND_DATASET) if s.attributes.get(semconv.DATASET_TAG) == set_tag]
+
+
+@pytest.fixture
+def no_pipeline(monkeypatch: pytest.MonkeyPatch):
+    """No DLProv pipeline, and none that could be configured (a span that does not go to the
+    test's provider fails, and strict mode raises it)."""
+    dlprov_otel.shutdown()
+    monkeypatch.setenv("DLPROV_STORE", "nosuchscheme://nowhere")
+    for name in ("DLPROV_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+
+
+def test_torch_instrumentor_restores_every_attribute(no_pipeline: None) -> None:
+    import torch
+    import torch.utils.data as tud
+    from torch.nn.modules import loss as nn_loss
+
+    watched = [
+        (torch.Tensor, "backward"),
+        (nn_loss._Loss, "__call__"),
+        (tud.DataLoader, "__init__"),
+        (tud, "random_split"),
+        (torch, "save"),
+        (torch.optim.Optimizer, "__init__"),
+        (torch.optim.lr_scheduler.LRScheduler, "step"),
+        (torch.optim.lr_scheduler.ReduceLROnPlateau, "step"),
+        (sys, "excepthook"),
+    ]
+    before = [vars(owner).get(name, "absent") for owner, name in watched]
+    inst = TorchInstrumentor()
+    inst.instrument(lightning=False)
+    try:
+        during = [vars(owner).get(name, "absent") for owner, name in watched]
+        assert all(a is not b for a, b in zip(before, during, strict=True))
+    finally:
+        inst.uninstrument()
+    after = [vars(owner).get(name, "absent") for owner, name in watched]
+    assert all(a is b for a, b in zip(before, after, strict=True))
+    assert "__call__" not in vars(nn_loss._Loss)  # inherited from Module: nothing left behind
+
+
+def test_a_plain_torch_loop_is_recorded_on_the_given_tracer_provider(no_pipeline: None) -> None:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    mem = _Memory()
+    inst = TorchInstrumentor()
+    torch.manual_seed(0)
+    with strict():
+        inst.instrument(tracer_provider=mem.provider, dataflow="unit_loop", execution="unit-loop-1", lightning=False)
+        try:
+            data = TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+            loader = DataLoader(data, batch_size=16, shuffle=True)
+            model = torch.nn.Linear(4, 2)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            loss_fn = torch.nn.CrossEntropyLoss()
+            means = []
+            for _ in range(2):
+                losses = []
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    loss = loss_fn(model(x), y)
+                    loss.backward()
+                    optimizer.step()
+                    losses.append(loss.item())
+                means.append(sum(losses) / len(losses))
+        finally:
+            inst.uninstrument()  # records the last epoch
+    names = sorted(s.name for s in mem.spans(semconv.KIND_TASK))
+    assert names == ["loaddata", "trainmodel"]
+    assert {s.attributes[semconv.EXECUTION_TAG] for s in mem.spans(semconv.KIND_TASK)} == {"unit-loop-1"}
+    epochs = mem.datasets("otrainmodel")
+    assert [e.attributes[semconv.data_key("epoch")] for e in epochs] == [(0,), (1,)]
+    for e, mean in zip(epochs, means, strict=True):
+        assert e.attributes[semconv.data_key("loss")][0] == pytest.approx(mean, abs=1e-6)
+    (hp,) = mem.datasets("itrainmodel")
+    assert hp.attributes[semconv.data_key("optimizer_name")] == ("SGD",)
+    assert hp.attributes[semconv.data_key("batch_size")] == (16,)
