@@ -13,9 +13,12 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ..errors import StoreError
 
 _NULL = "NULL"
+_EPOCH = dt.datetime(1970, 1, 1)
 
 _STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
@@ -53,8 +56,8 @@ def _copy_bool(v: Any) -> str:
 def _copy_timestamp(v: Any) -> str:
     if v is None:
         return _NULL
-    if isinstance(v, int):  # nanoseconds since the epoch (span times)
-        v = dt.datetime.fromtimestamp(v / 1e9, tz=dt.UTC).replace(tzinfo=None)
+    if isinstance(v, int):  # nanoseconds since the epoch (span times), to the microsecond below
+        v = _EPOCH + dt.timedelta(microseconds=v // 1000)
     if isinstance(v, dt.datetime):
         if v.tzinfo is not None:
             v = v.astimezone(dt.UTC).replace(tzinfo=None)
@@ -74,6 +77,58 @@ _ENCODERS: dict[str, Callable[[Any], str]] = {
     "boolean": _copy_bool,
     "timestamp": _copy_timestamp,
 }
+_SPECIAL = ("\\", '"', "\n", "\r", "\t")
+
+
+# Whole-column encoders: the common cases (no NULL, plain strings, finite floats) in a few C-level
+# passes; anything else falls back to the per-value encoders above, which define the format.
+def _text_column(values: list[Any]) -> list[str]:
+    if not all(type(v) is str for v in values):
+        return list(map(_copy_text, values))
+    joined = "\x00".join(values)
+    if joined.count("\x00") != len(values) - 1:
+        return list(map(_copy_text, values))  # a value holds a NUL: raises, naming it
+    if any(c in joined for c in _SPECIAL):
+        joined = joined.translate(_STRING_ESCAPES)
+    return ('"' + joined.replace("\x00", '"\x00"') + '"').split("\x00")
+
+
+def _float_column(values: list[Any]) -> list[str]:
+    if None in values:
+        return list(map(_copy_float, values))
+    try:
+        out = list(map(repr, map(float, values)))
+    except (TypeError, ValueError):
+        return list(map(_copy_float, values))  # raises, naming the value
+    if "nan" in out or "inf" in out or "-inf" in out:
+        return list(map(_copy_float, values))
+    return out
+
+
+def _int_column(values: list[Any]) -> list[str]:
+    if None in values:
+        return list(map(_copy_int, values))
+    return list(map(str, map(int, values)))
+
+
+def _timestamp_column(values: list[Any]) -> list[str]:
+    if not all(type(v) is int for v in values):
+        return list(map(_copy_timestamp, values))
+    micros = np.array(values, dtype=np.int64) // 1000
+    return [t.replace("T", " ") for t in np.datetime_as_string(micros.astype("datetime64[us]"), unit="us").tolist()]
+
+
+def _column(values: list[Any], sql_type: str) -> list[str]:
+    if values.count(None) == len(values):
+        return [_NULL] * len(values)
+    if sql_type in ("double", "real", "float"):
+        return _float_column(values)
+    if sql_type in ("int", "bigint", "smallint", "tinyint", "hugeint"):
+        return _int_column(values)
+    if sql_type == "timestamp":
+        return _timestamp_column(values)
+    encode = _ENCODERS.get(sql_type)
+    return _text_column(values) if encode is None else list(map(encode, values))
 
 
 def _ident(name: str) -> str:
@@ -90,7 +145,7 @@ def copy_statement(
     its values. Raises StoreError for a value MonetDB can never store (a NUL, an infinity).
     """
     names = "(" + ", ".join(_ident(c) for c, _ in columns) + ")"
-    fields = [list(map(_ENCODERS.get(t, _copy_text), data[c][start:end])) for c, t in columns]
+    fields = [_column(data[c][start:end], t) for c, t in columns]
     body = "\n".join(map(",".join, zip(*fields, strict=True)))
     return (
         f"COPY {end - start} RECORDS INTO {_ident(schema)}.{_ident(table)} {names} FROM STDIN {names} "
