@@ -13,7 +13,9 @@ counts, through a NEW DLProv process, the rows that reached the store:
   trainer exited;
 - ``tmpfs-journal``: the journal's directory (``DLPROV_SPOOL_DIR``) is on a small tmpfs that
   is full, then freed mid-run;
-- ``tmpfs-store``: the embedded store is on a tmpfs that fills up mid-run, then is freed.
+- ``tmpfs-store``: the embedded store is on a tmpfs that fills up mid-run, then is freed;
+- ``server`` (with ``--server``): the store is a MonetDB server (``scripts/monetdb.sh``) that
+  is killed with SIGKILL mid-run and restarted.
 
 Per round: emitted (returned) vs stored, lost (returned, not stored), duplicated (rows beyond
 one per epoch), and the run's status (TERMINATED after SIGTERM, FINISHED after a normal end).
@@ -44,6 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTS = ("sigkill", "sigterm", "collector", "held", "tmpfs-journal", "tmpfs-store")
+SERVER_FAULT = "server"  # opt-in (--server): a MonetDB server built by scripts/monetdb.sh
 RUN = "chaos"
 WAIT = 300.0  # generous deadlines: the machine may be loaded
 
@@ -205,7 +208,7 @@ class Trainer:
 
 
 def run_sql(
-    env: dict[str, str], sql: str, *, store: Path | None = None, endpoint: str | None = None
+    env: dict[str, str], sql: str, *, store: Path | str | None = None, endpoint: str | None = None
 ) -> list[list[str]]:
     """Rows of one query, through a new process (``dlprov sql``, which stores first what dead
     processes journalled for that store). A missing schema (nothing stored at all) is no rows."""
@@ -242,7 +245,7 @@ class Count:
         return self.distinct - self.stored
 
 
-def count(env: dict[str, str], emitted: int, *, store: Path | None = None, endpoint: str | None = None,
+def count(env: dict[str, str], emitted: int, *, store: Path | str | None = None, endpoint: str | None = None,
           run: str = RUN) -> Count:
     """Emitted vs stored for one run, counted by a new process."""
     runs = f"FROM \"mnist\".otrainmodel WHERE execution_tag = '{run}'"
@@ -470,6 +473,45 @@ def fault_tmpfs_store(rng: random.Random, d: Path) -> Outcome:
     return Outcome(c, "FINISHED", notes)
 
 
+def _monetdb(env: dict[str, str], command: str) -> str:
+    res = subprocess.run([str(ROOT / "scripts" / "monetdb.sh"), command], env=env, capture_output=True, text=True,
+                         timeout=3600, cwd=ROOT)
+    if res.returncode != 0:
+        raise RuntimeError(f"scripts/monetdb.sh {command} failed: {res.stderr[-1500:]}")
+    return res.stdout.strip()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def fault_server(rng: random.Random, d: Path) -> Outcome:
+    spool, state = d / "spool", d / "monetdb"
+    env = python_env(spool)
+    server_env = {**env, "DLPROV_MONETDB_STATE": str(state)}
+    url = _monetdb(server_env, "start").splitlines()[-1]
+    trainer = Trainer(d, url, env).start()
+    try:
+        n = trainer.wait_returned(rng.randint(10, 60))
+        pid = int((state / "mserver5.pid").read_text())
+        os.kill(pid, signal.SIGKILL)  # kill -9 while the trainer writes to it
+        wait_until(lambda: _gone(pid), 60, "the killed server to go")
+        n2 = trainer.wait_returned(n + rng.randint(20, 200))
+        _monetdb(server_env, "start")  # same port
+        trainer.wait_returned(n2 + rng.randint(20, 100))
+        status = trainer.stop()
+        notes = [f"server killed at {n}", f"restarted at {n2}", f"exit {status}"]
+        notes.append("stored by the running process" if not journals(spool) else "stored by the next process")
+        c = count(env, trainer.returned(), store=url)
+    finally:
+        trainer.kill()
+        _monetdb(server_env, "stop")
+    return Outcome(c, "FINISHED", notes)
+
+
 def run_fault(fault: str, rng: random.Random, d: Path) -> Outcome:
     d.mkdir(parents=True, exist_ok=True)
     if fault == "sigkill":
@@ -484,6 +526,8 @@ def run_fault(fault: str, rng: random.Random, d: Path) -> Outcome:
         return fault_tmpfs_journal(rng, d)
     if fault == "tmpfs-store":
         return fault_tmpfs_store(rng, d)
+    if fault == SERVER_FAULT:
+        return fault_server(rng, d)
     raise ValueError(f"unknown fault {fault!r}")
 
 
@@ -501,12 +545,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=None, help="default: random (printed)")
-    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated subset of {','.join(FAULTS)}")
+    parser.add_argument("--faults", default=",".join(FAULTS),
+                        help=f"comma-separated subset of {','.join((*FAULTS, SERVER_FAULT))}")
+    parser.add_argument("--server", action="store_true",
+                        help="also kill -9 and restart a MonetDB server (built by scripts/monetdb.sh)")
     parser.add_argument("--workdir", type=Path, help="keep every round's files here (default: a temporary dir)")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
-    unknown = set(faults) - set(FAULTS)
+    if args.server and SERVER_FAULT not in faults:
+        faults.append(SERVER_FAULT)
+    unknown = set(faults) - {*FAULTS, SERVER_FAULT}
     if unknown or not faults:
         parser.error(f"unknown fault(s): {', '.join(sorted(unknown))}")
     if not tmpfs_available():
