@@ -167,12 +167,14 @@ def measure(runner: Runner, variants: list[str], tools: list[str], a: argparse.N
             log(f"  train r{r} {v}: {wall:.2f} s, per-epoch call {1e6 * med(out['log_s']):.0f} µs")
             if r >= 0:
                 runs[v].append(out)
-    verified: dict[str, int] = {}  # epoch rows stored by each tool's first counted run (not timed)
+    # epoch rows stored by each tool's last run (not timed; the last: Flowcept's next run would
+    # replace its buffer file)
+    verified: dict[str, int] = {}
     for t in tools:
         store = runner.store(t)
-        rows, _ = readback.stored_rows(t, store, runs[t][0]["tag"], runner.pythons[t], child_env(store))
+        rows, _ = readback.stored_rows(t, store, runs[t][-1]["tag"], runner.pythons[t], child_env(store))
         verified[t] = len(rows)
-        log(f"  stored by {t}'s first run: {len(rows)} of {a.epochs} epoch rows")
+        log(f"  stored by {t}'s last run: {len(rows)} of {a.epochs} epoch rows")
     loops: dict[str, list[dict]] = {t: [] for t in tools}
     loop_extra = ["--calls", str(a.calls), "--max-s", str(a.loop_max_s)]
     for r in range(a.reps):
