@@ -272,6 +272,19 @@ class Task:
                 self._span.record_exception(error)
         self._span.end()
 
+    def add_late_dataset(self, dataset: DataSet) -> None:
+        """Record a dataset of a task that has ended (a model saved after its training
+        returned): a span under the task like its other datasets; the task stays ended."""
+        if self._span is None:
+            raise DLProvError(f"task {self.id!r} ({self.transformation.tag}) has not begun")
+        set_def = self.dataflow.set(dataset.tag)
+        role = self.transformation.role_of(set_def.tag)
+        if role is None:
+            raise SpecError(f"set {set_def.tag!r} is not a set of transformation {self.transformation.tag!r}")
+        attrs = dataset_attributes(set_def, role, dataset.elements)
+        attrs.update(self._common)
+        tracing.emit_dataset_span(self._ctx, set_def.tag, attrs)
+
     def fail(self, error: BaseException | str) -> None:
         """End the task as FAILED with ``error``."""
         self.end(error=error)

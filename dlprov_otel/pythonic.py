@@ -88,7 +88,7 @@ class TaskScope:
         return self.task.id
 
 
-def _next_id() -> int:
+def next_task_id() -> int:
     global _task_counter
     _task_counter += 1
     return _task_counter
@@ -109,7 +109,7 @@ def task(
     df_tag = dataflow if dataflow is not None else (ex.dataflow if ex else "mnist")
     df = _dataflow(getattr(df_tag, "tag", df_tag)) if not isinstance(df_tag, Dataflow) else df_tag
     t = Task(
-        id if id is not None else _next_id(),
+        id if id is not None else next_task_id(),
         df,
         execution_tag or (ex.tag if ex else None),
         transformation,

@@ -49,7 +49,7 @@ def ensure_transformation(df: Dataflow, tag: str) -> Transformation:
 def new_task(df: Dataflow, exec_tag: str, transformation: str, depends_on: Iterable[Task] = ()) -> Task:
     """A task (not begun yet) with a process-unique id."""
     ensure_transformation(df, transformation)
-    return Task(pythonic._next_id(), df, exec_tag, transformation, dependency=list(depends_on))
+    return Task(pythonic.next_task_id(), df, exec_tag, transformation, dependency=list(depends_on))
 
 
 __all__ = ["DATA_TRANSFORMATIONS", "DEFAULT_DATAFLOW", "context", "ensure_transformation", "new_task"]
