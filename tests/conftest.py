@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+# a real MonetDB server (built once by scripts/monetdb.sh) and stores on both backends
+from tests.fixtures_monetdb import monetdb_server, monetdb_url, store_url  # noqa: F401
+
 # TensorFlow and torch's triton abort the process (an LLVM error) when TensorFlow is imported
 # first and a torch optimizer then loads triton; loading triton first works. Keras tests import
 # TensorFlow at collection, so torch's compiler stack goes first: before the first test module
