@@ -22,6 +22,7 @@ from typing import Any
 
 import dlprov_otel
 from dlprov_otel.errors import DLProvError
+from dlprov_otel.store.schema import example_queries
 from dlprov_otel.tracing import new_execution_tag
 
 from .keras import KerasInstrumentor
@@ -32,13 +33,8 @@ SPLIT_RATIO = 0.25  # fraction of the digits held out for the test
 VALIDATION_SPLIT = 0.1
 BATCH_SIZE = 32
 LEARNING_RATE = 0.001
-SEED_QUERIES = (
-    ("SELECT * FROM dataflow",),
-    ("SELECT * FROM dataflow_execution",),
-    ('SET SCHEMA "mnist"', "SELECT * FROM itrainmodel"),
-    ('SET SCHEMA "mnist"', "SELECT * FROM otrainmodel"),
-    ('SET SCHEMA "mnist"', "SELECT * FROM otestmodel"),
-)
+# the seed's session: the catalog's dataflows and executions, then hyperparameters, epochs, test
+SEED_QUERIES = tuple(tuple(statements) for _, statements in example_queries(DATAFLOW)[:5])
 
 
 # --- data and model (plain code, as in a user's script) --------------------------------------
