@@ -119,14 +119,15 @@ class Runner:
         returned_file = self.tmp / f"{tag}.returned"
         cmd = [self.pythons[variant], str(HERE / "peers" / "job.py"), "kill", "--tool", self.tool(variant)]
         cmd += ["--store", str(store), "--tag", tag, "--returned", str(returned_file), "--hz", "100"]
-        proc = subprocess.Popen(
-            cmd, env=child_env(store), cwd=store, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True,
-        )  # fmt: skip
+        stderr = self.tmp / f"{tag}.stderr"  # a file, not a pipe: a chatty tool never blocks on it
+        with stderr.open("wb") as err:
+            proc = subprocess.Popen(
+                cmd, env=child_env(store), cwd=store, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+            )
         deadline = time.monotonic() + 300
         while not (returned_file.exists() and returned_file.read_bytes().startswith(b"ready\n")):
             if proc.poll() is not None:
-                raise RuntimeError(f"{variant} kill job died: {proc.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"{variant} kill job died: {stderr.read_text(errors='replace')[-3000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{variant} kill job never got ready")
             time.sleep(0.02)
@@ -134,7 +135,6 @@ class Runner:
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)  # the whole job, tool helper processes included
         proc.wait()
-        proc.stderr.close()  # type: ignore[union-attr]
         lines = returned_file.read_text().split("\n")[1:]
         returned = {int(x) for x in lines[:-1] if x}  # the last piece may be half-written
         stored, how = readback.stored_rows(self.tool(variant), store, tag, self.pythons[variant], child_env(store))
@@ -142,7 +142,7 @@ class Runner:
         return {
             "delay_s": round(delay, 3),
             "returned": len(returned),
-            "stored": len(stored & returned) + len(stored - returned),
+            "stored": len(stored),
             "lost": len(lost),
             "lost_first": lost[:5],
             "read_back": how,

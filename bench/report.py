@@ -288,7 +288,9 @@ def peers_table(doc: dict[str, Any]) -> list[str]:
         f"medians of {c['reps']} interleaved runs, each a fresh process; in brackets the CPU time (of the calling "
         f"thread per call; of the whole process tree per run). Whole run: wall time of the process minus the "
         f"baseline's without any tool in the same interpreter ({base}). SIGKILL of the job's process group at "
-        f"~100 Hz after {c['kill_min_s']}–{c['kill_max_s']} s: rows whose call had returned vs rows read back.",
+        f"~100 Hz after {c['kill_min_s']}–{c['kill_max_s']} s: rows whose call had returned vs rows read back by "
+        "a new process from each tool's own files or store (DLProv: `dlprov sql`, which first stores what dead "
+        "processes journalled).",
     ]
     short = [t for t in tools if s[t].get("train_rows_stored") not in (None, c["epochs"])]
     lines += [
