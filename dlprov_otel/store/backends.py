@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import QueryError, StoreError, StoreLockedError
 from .copy_format import copy_statement
+from .transient import TransientStoreError, is_transient, lost_connection, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -302,36 +303,6 @@ def _bindable(sql: str, params: Sequence[Any] | None) -> tuple[str, list[Any] | 
     return _QMARK.sub(sub, sql), kept or None
 
 
-class TransientStoreError(StoreError):
-    """The store cannot take the write now, but will later: a transaction conflict (MonetDB's
-    optimistic concurrency control) or a lost connection. Retry it; never reject the data."""
-
-
-# MonetDB's messages for optimistic-concurrency conflicts, e.g. "CREATE SCHEMA: transaction
-# conflict detected" and "COMMIT: transaction is aborted because of concurrency conflicts"
-_CONFLICT_MARKERS = ("transaction conflict", "concurrency conflict")
-# pymonetdb's messages for a connection that is gone (besides OSError and its subclasses)
-_LOST_MARKERS = ("not connected", "server closed connection", "connection reset", "broken pipe")
-
-
-def _lost_connection(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) or any(m in str(exc).lower() for m in _LOST_MARKERS)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a failure goes away by retrying: a conflict or a lost connection (in the chain)."""
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, TransientStoreError) or _lost_connection(e):
-            return True
-        if any(m in str(e).lower() for m in _CONFLICT_MARKERS):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
 # rows per COPY statement (its text is built in memory: ~100 bytes a row)
 _COPY_ROWS = 50_000
 
@@ -339,11 +310,6 @@ _COPY_ROWS = 50_000
 def _quiet_connect_errors(record: logging.LogRecord) -> bool:
     """pymonetdb logs each failed connect; the store raises one line naming the URL instead."""
     return not record.getMessage().startswith("Could not connect")
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 class ServerBackend(Backend):
@@ -397,7 +363,7 @@ class ServerBackend(Backend):
         self._dirty = False
 
     def _connect_error(self, exc: Exception) -> StoreError:
-        text = _one_line(exc)
+        text = one_line(exc)
         low = text.lower()
         if "credentials" in low or "password" in low:
             return StoreError(f"MonetDB server {self.where} refused the user name or password ({text})")
@@ -409,7 +375,7 @@ class ServerBackend(Backend):
             return TransientStoreError(
                 f"cannot reach MonetDB server {self.where}: no answer within {self._params['connect_timeout']} s"
             )
-        if _lost_connection(exc):
+        if lost_connection(exc):
             return TransientStoreError(f"cannot reach MonetDB server {self.where}: {text}")
         return StoreError(f"cannot connect to MonetDB server {self.where}: {text}")
 
@@ -440,11 +406,11 @@ class ServerBackend(Backend):
             try:
                 return fn(*args)
             except Exception as exc:
-                if _lost_connection(exc):
+                if lost_connection(exc):
                     self._drop()
-                    raise TransientStoreError(f"lost the connection to {self.where}: {_one_line(exc)}") from exc
+                    raise TransientStoreError(f"lost the connection to {self.where}: {one_line(exc)}") from exc
                 if is_transient(exc):
-                    raise TransientStoreError(f"{self.where}: {_one_line(exc)}") from exc
+                    raise TransientStoreError(f"{self.where}: {one_line(exc)}") from exc
                 raise
 
     # -- statements -----------------------------------------------------------------------------
@@ -495,7 +461,7 @@ class ServerBackend(Backend):
                 self.con.rollback()
                 self._dirty = False
             except Exception as exc:
-                if _lost_connection(exc):
+                if lost_connection(exc):
                     self._drop()
 
     def reset(self) -> None:
