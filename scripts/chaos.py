@@ -148,6 +148,7 @@ class Trainer:
     limit: int = 0
     pause: float = 0.01
     name: str = "trainer"
+    run: str = RUN  # the execution tag
     proc: subprocess.Popen | None = None
 
     @property
@@ -165,7 +166,7 @@ class Trainer:
     def start(self) -> Trainer:
         self.directory.mkdir(parents=True, exist_ok=True)
         script = _script(self.directory, "trainer.py", TRAINER)
-        env = {**self.env, "CHAOS_STOP": str(self.stop_file), "CHAOS_SLEEP": str(self.pause), "CHAOS_RUN": RUN}
+        env = {**self.env, "CHAOS_STOP": str(self.stop_file), "CHAOS_SLEEP": str(self.pause), "CHAOS_RUN": self.run}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, str(script), self.target, str(self.out), str(self.limit)],
