@@ -87,6 +87,17 @@ def dlprov(store_dir: Path, tmp_path: Path):
 
 
 @pytest.fixture
+def dlprov_both(store_url: str, tmp_path: Path):  # noqa: F811  (the fixture imported above)
+    """A configured pipeline on a fresh store, once per backend (embedded, MonetDB server): a
+    test module runs on both by defining its ``dlprov`` fixture as this one."""
+    import dlprov_otel
+
+    tel = dlprov_otel.configure(store=store_url, spool_dir=tmp_path / "spool", schedule_delay=0.05)
+    yield tel
+    dlprov_otel.shutdown()
+
+
+@pytest.fixture
 def subprocess_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a child Python that uses this venv."""
     env = dict(os.environ)

@@ -22,6 +22,11 @@ from dlprov_otel import (
 from dlprov_otel.store import open_store
 
 
+@pytest.fixture
+def dlprov(dlprov_both):
+    """These tests run on both backends: embedded MonetDB and a MonetDB server."""
+    return dlprov_both
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [

@@ -27,6 +27,11 @@ from dlprov_otel.exporter import MonetDBSpanExporter
 from tests.test_core_api_spans import seed_snippet
 
 
+@pytest.fixture
+def dlprov(dlprov_both):
+    """These tests run on both backends: embedded MonetDB and a MonetDB server."""
+    return dlprov_both
+
 def rows(store, sql, params=None):
     return store.query(sql, params).rows
 

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ..errors import StoreURLError
+from ..errors import StoreError, StoreURLError
 from .store import Result, Store
 
 DEFAULT_STORE = "./dlprov-data"
@@ -122,8 +122,9 @@ class PendingStore:
             if self._store is not None:
                 return self._store
             error = self._error
+            if error is None:  # opened, then closed (the pipeline was shut down)
+                raise StoreError(f"the store {describe(self.url)} was closed")
             self._start()  # the cause may go away (another process releases the store)
-        assert error is not None
         raise error
 
     def opened(self) -> Store | None:

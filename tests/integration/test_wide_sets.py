@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 import dlprov_otel
 from dlprov_otel import Attribute, AttributeType, DataSet, Element, Set, SetType, Task, Transformation
 
+
+@pytest.fixture
+def dlprov(dlprov_both):
+    """These tests run on both backends: embedded MonetDB and a MonetDB server."""
+    return dlprov_both
 
 def test_ten_thousand_attributes_are_stored(dlprov):
     n = 10_000

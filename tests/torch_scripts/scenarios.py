@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 import torch
-from dlprov_otel.integrations import torch as dlprov_torch
-from dlprov_otel.integrations.torch import TorchInstrumentor
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import dlprov_otel
+from dlprov_otel.integrations import torch as dlprov_torch
+from dlprov_otel.integrations.torch import TorchInstrumentor
 
 
 def data(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
