@@ -14,12 +14,15 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from .errors import DLProvError, ElementError, SpecError
+from .errors import DLProvError, ElementError, SpecError, StoreLockedError
 from .records import from_readable_spans
 from .store import PendingStore, Store, open_store
 from .store.readmodel import stored_span_keys
+from .store.transient import TransientStoreError, is_transient
 
 logger = logging.getLogger(__name__)
+# a store short of a resource (disk, memory) recovers when it is freed: never bad data
+_RESOURCE_MARKERS = ("disk full", "no space", "enospc", "could not allocate", "out of memory", "write error")
 # Embedded MonetDB does not say ENOSPC: a write on a full disk fails as "COMMIT: transaction
 # is aborted because of concurrency conflicts", an open as "Catalogue not available". With
 # less free space than this on the store's filesystem (and under 2% of it), a failure is
@@ -59,7 +62,7 @@ class MonetDBSpanExporter(SpanExporter):
             self.store.ingest(from_readable_spans(spans))
         except DLProvError as exc:
             # a spec or element the store can never take is bad data; the rest may pass later
-            self.permanent_failure = isinstance(exc, SpecError | ElementError) or bool(getattr(exc, "permanent", False))
+            self.permanent_failure = self._about_the_data(exc)
             return self._fail(str(exc))
         except Exception as exc:  # anything else must not reach the SDK thread either
             return self._fail(f"{type(exc).__name__}: {exc}")
@@ -67,6 +70,25 @@ class MonetDBSpanExporter(SpanExporter):
             logger.warning("DLProv: provenance store %s is writable again", self.store.url)
             self._failing = False
         return SpanExportResult.SUCCESS
+
+    def _about_the_data(self, exc: DLProvError) -> bool:
+        """A failure that retrying cannot fix: bad data, while the store itself answers. A
+        locked or unreachable store, a conflict, a lost connection or a full disk pass."""
+        if isinstance(exc, SpecError | ElementError) or getattr(exc, "permanent", False):
+            return True
+        text = str(exc).lower()
+        if isinstance(exc, StoreLockedError | TransientStoreError) or is_transient(exc) or any(
+            m in text for m in _RESOURCE_MARKERS
+        ):
+            return False
+        store = self._store if self._store is not None else (self._pending.opened() if self._pending else None)
+        if store is None:
+            return False
+        try:
+            store.query("SELECT 1")
+        except Exception:
+            return False
+        return True
 
     def _fail(self, message: str) -> SpanExportResult:
         message = self._disk_full(message)

@@ -60,6 +60,8 @@ class QueryApp:
     def health(self, request: Request) -> Response:
         try:
             store = self.stores.get()
+            if not self.stores.alive(store):  # a real round trip, not a remembered connection
+                raise StoreError(f"{store.url} does not answer")
         except StoreError as exc:
             doc = {"status": "unavailable", "store": self.stores.describe(), "error": str(exc)}
             return json_response(503, doc, {"Retry-After": str(RETRY_AFTER_STORE)})

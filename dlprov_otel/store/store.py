@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from ..errors import QueryError, SpecError, StoreError
 from ..records import SpanRecord
 from .backends import Backend, query_error
 from .schema import qualified, quote_ident
+from .transient import TransientStoreError, is_transient
 from .writer import Writer
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,20 @@ class Store:
 
     # -- ingest -----------------------------------------------------------------------------
     def ingest(self, records: Sequence[SpanRecord]) -> int:
-        """Store span records; returns how many were new. Raises ``StoreError`` on failure."""
+        """Store span records; returns how many were new. Raises ``StoreError`` on failure:
+        :class:`TransientStoreError` for a conflict or a lost connection, retried here first
+        for up to 10 s (writers racing on a new dataflow's schema conflict and then pass)."""
+        delay, deadline = 0.05, time.monotonic() + 10
+        while True:
+            try:
+                return self._ingest_once(records)
+            except TransientStoreError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _ingest_once(self, records: Sequence[SpanRecord]) -> int:
         if not records:
             return 0
         with self.lock:
@@ -74,8 +89,11 @@ class Store:
                     logger.debug("resetting the store connection failed", exc_info=True)
                 self._writer.forget()  # DDL may have been rolled back with the batch
                 if isinstance(exc, StoreError | SpecError):
+                    if not isinstance(exc, TransientStoreError) and is_transient(exc):
+                        raise TransientStoreError(str(exc)) from exc
                     raise
-                raise StoreError(f"writing provenance to {self.url} failed: {exc}") from exc
+                error = TransientStoreError if is_transient(exc) else StoreError
+                raise error(f"writing provenance to {self.url} failed: {exc}") from exc
 
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         """``[(column, MonetDB type)]`` of a table, ``[]`` when there is none (cached)."""

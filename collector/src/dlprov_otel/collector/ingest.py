@@ -24,6 +24,7 @@ from dlprov_otel.errors import DLProvError, SpecError, StoreError
 from dlprov_otel.http import SharedStore, TokenCheck
 from dlprov_otel.records import SpanRecord, from_otlp
 from dlprov_otel.store import Store, default_store_url
+from dlprov_otel.store.transient import TransientStoreError
 
 from . import decode
 from .settings import Settings
@@ -128,6 +129,8 @@ class Collector:
             return store.ingest(records), []
         except SpecError as exc:
             error = str(exc)
+        except TransientStoreError:
+            raise  # a conflict or a lost connection: the sender retries (503), never a reject
         except StoreError as exc:
             # a failure of the store itself is retried by the sender; one of the data is isolated
             if not self.stores.alive(store):
