@@ -10,8 +10,8 @@
 #   url     print the URL of the running server (exit 1 when none runs)
 #   status  say whether it runs
 # Env:
-#   DLPROV_MONETDB_SOURCE  the source tarball (default: ../shared/monetdb/MonetDB-11.45.17.tar.xz,
-#                          relative to the repository)
+#   DLPROV_MONETDB_SOURCE  the source tarball (default: the first monetdb/MonetDB-11.45.17.tar.xz found
+#                          in a folder beside the repository)
 #   DLPROV_CACHE           cache root (default: ~/.cache/dlprov); the build goes to
 #                          $DLPROV_CACHE/monetdb-<sha256 prefix of the tarball>
 #   DLPROV_MONETDB_STATE   the server's state dir: database, log, pid, port
@@ -26,7 +26,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
-SOURCE="${DLPROV_MONETDB_SOURCE:-$REPO/../shared/monetdb/MonetDB-11.45.17.tar.xz}"
+TARBALL="MonetDB-11.45.17.tar.xz"
+beside() { for f in "$REPO"/../*/monetdb/"$TARBALL"; do [ -f "$f" ] && { echo "$f"; return; }; done; echo "$REPO/../monetdb/$TARBALL"; }
+SOURCE="${DLPROV_MONETDB_SOURCE:-$(beside)}"
 CACHE="${DLPROV_CACHE:-$HOME/.cache/dlprov}"
 STATE="${DLPROV_MONETDB_STATE:-$CACHE/monetdb-state}"
 DB="${DLPROV_MONETDB_DB:-dlprov}"
@@ -36,7 +38,7 @@ READY_S="${DLPROV_MONETDB_READY_S:-180}"
 log() { printf '\033[1m[monetdb]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[monetdb] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }
 
-# Debian packages the build needs (../shared/monetdb/README.md)
+# Debian packages the build needs (MonetDB's own build documentation lists them)
 BUILD_DEBS=(bison libssl-dev libpcre3-dev zlib1g-dev liblz4-dev libbz2-dev liblzma-dev
   libxml2-dev libreadline-dev pkg-config ninja-build libcurl4-openssl-dev uuid-dev cmake xz-utils)
 CMAKE_FLAGS=(-DCMAKE_BUILD_TYPE=Release -DRELEASE_VERSION=ON -DTESTING=OFF -DASSERT=OFF
