@@ -33,6 +33,9 @@ def stored_rows(tool: str, store: Path, tag: str, python: str, env: dict[str, st
     proc = subprocess.run(cmd, env=env, cwd=store, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         return set(), f"{how}: failed: {proc.stderr.strip()[-300:]}"
+    replayed = [line for line in proc.stderr.splitlines() if "journal" in line]  # DLProv's replay on open
+    if replayed:
+        how += f" [{replayed[-1].strip()}]"
     rows = json.loads(proc.stdout)
     return {int(r["epoch"]) if isinstance(r, dict) else int(r) for r in rows}, how
 
