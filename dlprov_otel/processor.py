@@ -87,6 +87,8 @@ class LosslessSpanProcessor(SpanProcessor):
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._cond = threading.Condition()
         self._inflight = 0
+        self._inflight_batch: list[ReadableSpan] = []
+        self._failing = False  # the last export failed
         self._retry: list[list[ReadableSpan]] = []  # failed batches, retried in order
         self._flush_requests = 0
         self._stopping = False
@@ -139,17 +141,28 @@ class LosslessSpanProcessor(SpanProcessor):
     def shutdown(self) -> None:
         if self._shutdown:
             return
-        timeout = self.shutdown_timeout
-        if self.journaled and self._retry:
-            # the store is failing and the journal holds every span: do not hold the exit
-            timeout = min(timeout, 5.0)
-        self.force_flush(int(timeout * 1000))
+        start = time.monotonic()
+        while True:
+            with self._cond:
+                if not (self._queue or self._inflight or self._retry):
+                    break
+                # the store or collector is failing (also found out during this flush, e.g. when
+                # OTLP's own retries to a collector that is down give up) and the journal holds
+                # every span: do not hold the exit
+                failing = self.journaled and bool(self._retry or self._failing)
+            remaining = start + (min(self.shutdown_timeout, 5.0) if failing else self.shutdown_timeout)
+            remaining -= time.monotonic()
+            if remaining <= 0:
+                break
+            self.force_flush(int(min(remaining, 0.25) * 1000))
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout=5)
         with self._cond:
             left = list(self._queue) + [s for b in self._retry for s in b]
+            if self._thread.is_alive():  # an export still hangs: its batch is not stored either
+                left += self._inflight_batch
             self._queue.clear()
             self._retry = []
             self._shutdown = True
@@ -201,12 +214,15 @@ class LosslessSpanProcessor(SpanProcessor):
                     if not self._queue:
                         self._flush_requests = 0
                 self._inflight = len(batch)
+                self._inflight_batch = batch
             if not batch:
                 continue
             ok = self._export(batch)
             permanent = not ok and bool(getattr(self.exporter, "permanent_failure", False))
             with self._cond:
                 self._inflight = 0
+                self._inflight_batch = []
+                self._failing = not ok
                 if ok:
                     self.stats.exported += len(batch)
                     backoff, failing_since = 0.0, None
@@ -302,4 +318,5 @@ class LosslessSpanProcessor(SpanProcessor):
         self._queue = collections.deque()
         self._cond = threading.Condition()
         self._inflight = 0
+        self._inflight_batch = []
         self._retry = []
