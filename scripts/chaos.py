@@ -8,7 +8,7 @@ counts, through a NEW DLProv process, the rows that reached the store:
 
 - ``sigkill`` / ``sigterm``: the trainer killed at a random instant (embedded store);
 - ``collector``: the trainer sends OTLP to a DLProv collector that is killed with SIGKILL
-  mid-run and restarted later; the trainer itself ends normally or by SIGKILL;
+  mid-run and restarted later; the trainer itself ends normally, by SIGKILL or by SIGTERM;
 - ``held``: the embedded store is held by another process, released mid-run or after the
   trainer exited;
 - ``tmpfs-journal``: the journal's directory (``DLPROV_SPOOL_DIR``) is on a small tmpfs that
@@ -389,12 +389,13 @@ def fault_collector(rng: random.Random, d: Path) -> Outcome:
         collector.start()
         notes.append(f"restarted at {n}")
         trainer.wait_returned(trainer.returned() + rng.randint(5, 60))
-        if rng.random() < 0.5:
-            status = trainer.signal(signal.SIGKILL)
-            expected = None
+        end = rng.choice(("exit", "sigkill", "sigterm"))
+        if end == "sigkill":
+            status, expected = trainer.signal(signal.SIGKILL), None
+        elif end == "sigterm":
+            status, expected = trainer.signal(signal.SIGTERM), "TERMINATED"
         else:
-            status = trainer.stop()
-            expected = "FINISHED"
+            status, expected = trainer.stop(), "FINISHED"
         notes.append(f"trainer exit {status}")
         left = journals(spool)
         if left:
