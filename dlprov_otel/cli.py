@@ -191,7 +191,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     if args.endpoint:
         from .client import replay_spool
+        from .otlp import make_otlp_exporter
+        from .replay import replay_orphans
 
+        headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
+        exporter = make_otlp_exporter(args.endpoint, headers=headers)
+        try:
+            result = replay_orphans(args.spool_dir or spool.default_spool_dir(), args.endpoint, exporter, patience=0)
+        finally:
+            exporter.shutdown()
+        print(f"replayed {result.journals} journal(s), {result.spans} span(s)"
+              + (f"; {result.kept} kept" if result.kept else "")
+              + (f"; {result.quarantined} quarantined" if result.quarantined else ""))
         files, spans = replay_spool(args.endpoint, args.spool_dir, token=args.token)
     else:
         from .exporter import MonetDBSpanExporter

@@ -35,6 +35,7 @@ class Telemetry:
     recorder: Recorder
     pending_store: Any = None  # a PendingStore when exporting in-process
     exporter: Any = None
+    replay: tuple[threading.Thread, threading.Event] | None = None  # of dead processes' journals
 
     @property
     def store(self) -> Any:
@@ -67,6 +68,13 @@ class Telemetry:
         return ok and (journal is None or journal.pending == 0)
 
     def shutdown(self) -> None:
+        if self.replay is not None:
+            # what dead processes left is stored before this process ends (a short script that
+            # only configured DLProv would otherwise end its replay half-way), unless the
+            # target is failing: then the replay stops at its next failure
+            thread, give_up = self.replay
+            give_up.set()
+            thread.join(self.processor.shutdown_timeout)
         self.recorder.stop(self.processor.shutdown_timeout)
         self.provider.shutdown()
         journal = self.recorder.journal
@@ -101,12 +109,20 @@ def checkpoint(journal: Journal):
     return commit
 
 
-def replay_orphans_in_background(spool_dir: Any, target: str, exporter: SpanExporter) -> threading.Thread:
-    """Store what dead processes journalled for this target and did not see stored."""
+def replay_orphans_in_background(
+    spool_dir: Any, target: str, exporter: SpanExporter
+) -> tuple[threading.Thread, threading.Event]:
+    """Store what dead processes journalled for this target and did not see stored; the event
+    makes it stop at its next failure (set when this process shuts down)."""
+    give_up = threading.Event()
     thread = threading.Thread(
-        target=replay_orphans, args=(spool_dir, target, exporter), name="dlprov-journal-replay", daemon=True
+        target=replay_orphans,
+        args=(spool_dir, target, exporter),
+        kwargs={"give_up": give_up},
+        name="dlprov-journal-replay",
+        daemon=True,
     )
     thread.start()
-    return thread
+    return thread, give_up
 
 

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,8 +56,11 @@ def _claim(path: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def _export(exporter: SpanExporter, spans: list[ReadableSpan], deadline: float, quarantine, result) -> bool:
-    """Export with back-off until ``deadline``; bad data is split down and quarantined."""
+def _export(
+    exporter: SpanExporter, spans: list[ReadableSpan], deadline: float, quarantine, result, give_up=None
+) -> bool:
+    """Export with back-off until ``deadline`` (or, once ``give_up`` is set, until the next
+    failure); bad data is split down and quarantined."""
     backoff = 0.2
     pending = [spans]
     while pending:
@@ -79,15 +83,25 @@ def _export(exporter: SpanExporter, spans: list[ReadableSpan], deadline: float, 
                     result.quarantined += 1
                     result.quarantined_keys.update((s.context.trace_id, s.context.span_id) for s in batch)
                 break
-            if time.monotonic() + backoff > deadline:
+            if time.monotonic() + backoff > deadline or (give_up is not None and give_up.is_set()):
                 return False
-            time.sleep(backoff)
+            if give_up is not None:
+                if give_up.wait(backoff):
+                    return False
+            else:
+                time.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
     return True
 
 
 def replay_journal(
-    path: Path, exporter: SpanExporter, spool_dir: str | os.PathLike[str], *, deadline: float, result: ReplayResult
+    path: Path,
+    exporter: SpanExporter,
+    spool_dir: str | os.PathLike[str],
+    *,
+    deadline: float,
+    result: ReplayResult,
+    give_up: threading.Event | None = None,
 ) -> bool:
     """Replay one dead process's journal; True when it was stored, read back and removed."""
     with _claim(path) as mine:
@@ -96,7 +110,7 @@ def replay_journal(
         _, spans = journal.load(path)
         quarantine = quarantine_writer(spool_dir)
         for i in range(0, len(spans), BATCH):
-            if not _export(exporter, spans[i : i + BATCH], deadline, quarantine, result):
+            if not _export(exporter, spans[i : i + BATCH], deadline, quarantine, result, give_up):
                 result.kept += 1
                 return False
             result.spans += min(BATCH, len(spans) - i)
@@ -131,6 +145,7 @@ def replay_orphans(
     *,
     patience: float = 600.0,
     paths: Sequence[Path] | None = None,
+    give_up: threading.Event | None = None,
 ) -> ReplayResult:
     """Replay every journal of a dead process for ``target`` (all targets when None); keeps
     trying an unreachable store for ``patience`` seconds."""
@@ -138,7 +153,9 @@ def replay_orphans(
     deadline = time.monotonic() + patience
     for path in paths if paths is not None else journal.orphans(spool_dir, target):
         try:
-            if replay_journal(path, exporter, spool_dir, deadline=deadline, result=result):
+            if give_up is not None and give_up.is_set() and result.kept:
+                break  # the target is failing and the process is ending: the next one goes on
+            if replay_journal(path, exporter, spool_dir, deadline=deadline, result=result, give_up=give_up):
                 logger.info("DLProv: stored the spans a previous process journalled in %s", path)
         except Exception as exc:  # a replay never breaks the process that runs it
             result.kept += 1

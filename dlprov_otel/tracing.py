@@ -146,7 +146,7 @@ def configure(
             pending_store=store_obj, exporter=exporter,
         )
         if journal is not None and not target.startswith("exporter:"):
-            replay_orphans_in_background(spool_dir or default_spool_dir(), target, exporter)
+            _state.replay = replay_orphans_in_background(spool_dir or default_spool_dir(), target, exporter)
         signals.install(_on_stop_signal)
         if set_global:
             _maybe_set_global(provider)

@@ -91,12 +91,6 @@ def test_collector_up_after_the_run_gets_everything_from_the_next_process(tmp_pa
 SHORT = "import sys, dlprov_otel; dlprov_otel.configure(endpoint=sys.argv[1])"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not yet: a short configure(endpoint=...) process exits before its background replay stored "
-    "the journal (Telemetry.shutdown does not wait for the replay thread), and `dlprov replay --endpoint` "
-    "replays spool files only, not journals; patches in H-chaos's report",
-)
 def test_a_short_next_process_stores_the_journal(tmp_path, subprocess_env):
     """Two dead runs' journals: one stored by a process that only calls configure(endpoint=...),
     one by `dlprov replay --endpoint`."""
