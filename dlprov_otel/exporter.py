@@ -81,6 +81,8 @@ class MonetDBSpanExporter(SpanExporter):
             m in text for m in _RESOURCE_MARKERS
         ):
             return False
+        if self._disk_full(text) != text:  # embedded MonetDB words a full disk otherwise
+            return False
         store = self._store if self._store is not None else (self._pending.opened() if self._pending else None)
         if store is None:
             return False
