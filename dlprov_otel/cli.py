@@ -140,8 +140,14 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
         columns, rows = query(args.endpoint, "; ".join(statements), token=args.token)
     else:
+        if not args.write:
+            # read-only, as through the collector: reads only, and none of MonetDB's system
+            # objects (one of them, sys.sessions, crashes embedded MonetDB)
+            from .http.sqlguard import check_read_only
+
+            statements = check_read_only("; ".join(statements))
         store = open_and_replay(args.store)
-        result = store.run_script(statements)
+        result = store.run_script(statements, read_only=not args.write)
         columns, rows = result.columns, result.rows
     if columns:
         print_result(columns, rows, args.format)
@@ -239,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql", nargs="+", help="e.g. 'SET SCHEMA \"mnist\"; SELECT * FROM otrainmodel'")
     _add_target(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--write", action="store_true",
+                   help="allow statements that write (a local store only; read-only by default)")
     p.set_defaults(func=_cmd_sql)
 
     p = sub.add_parser("executions", help="list runs with status, start, end and row counts")

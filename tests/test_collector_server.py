@@ -452,6 +452,14 @@ def test_sql_endpoint_reads(collector):
     assert cols[:3] == ["tag", "dataflow_tag", "status"] and isinstance(runs, list)
 
 
+def test_system_objects_are_refused_and_the_collector_stays_up(collector):
+    for statement in ("SELECT * FROM sys.sessions", "SELECT count(*) FROM sessions", "SELECT sys.env()"):
+        status, _, body = post(collector.url + "/v1/sql", json.dumps({"sql": statement}).encode(), "application/json")
+        assert status == 403 and "reads provenance only" in json.loads(body)["error"], body
+    assert get(collector.url + "/health")[0] == 200
+    assert sql(collector, "SELECT COUNT(*) FROM sys.task WHERE id = 'x'") == [(0,)]
+
+
 def test_client_names_an_unreachable_endpoint():
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(StoreError, match=f"cannot reach the DLProv collector at {url}/v1/sql"):

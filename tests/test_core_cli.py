@@ -93,3 +93,17 @@ def test_a_feature_without_its_extra_names_the_extra(subprocess_env):
         [sys.executable, "-c", code, "sql", "--help"], capture_output=True, text=True, env=subprocess_env, timeout=120
     )
     assert ok.returncode == 0 and "--store" in ok.stdout  # the other commands still work
+
+
+def test_sql_on_a_local_store_is_read_only_unless_write(recorded, subprocess_env):
+    refused = dlprov_cli("sql", "--store", str(recorded), "DROP TABLE dataflow", env=subprocess_env)
+    assert refused.returncode == 1 and "read-only" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    # MonetDB's system objects are refused with one line, instead of crashing embedded MonetDB
+    crash = dlprov_cli("sql", "--store", str(recorded), "SELECT count(*) FROM sys.sessions", env=subprocess_env)
+    assert crash.returncode == 1, crash.stderr
+    assert "reads provenance only" in crash.stderr
+    script = "CREATE TABLE notes (x INT); INSERT INTO notes VALUES (1)"
+    wrote = dlprov_cli("sql", "--store", str(recorded), "--write", script, env=subprocess_env)
+    assert wrote.returncode == 0, wrote.stderr
+    kept = dlprov_cli("sql", "--store", str(recorded), "--format", "csv", "SELECT x FROM notes", env=subprocess_env)
+    assert kept.stdout.split() == ["x", "1"]

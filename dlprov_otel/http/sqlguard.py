@@ -11,10 +11,10 @@ instead of committing (MonetDB has no read-only transactions), so nothing writte
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dlprov_otel.errors import QueryError
-from dlprov_otel.store.schema import describe_table_sql, describe_tables_sql
+from dlprov_otel.store.schema import CATALOG, describe_table_sql, describe_tables_sql
 
 ALLOWED_FIRST = ("SELECT", "WITH", "VALUES", "EXPLAIN", "PLAN", "(")
 # Keywords that write, change the schema, grant, move files, end the transaction or run code.
@@ -38,10 +38,35 @@ class SQLRefused(QueryError):
 
 @dataclass
 class Statement:
-    """One statement: its text and its keyword tokens (words outside literals and comments)."""
+    """One statement: its text, its keyword tokens (words outside literals and comments), and
+    the identifiers it names (quoted ones too, unquoted ones lower-cased) with those that
+    qualify another name (``x`` in ``x.y``)."""
 
     text: str
     words: list[str]
+    names: set[str] = field(default_factory=set)
+    qualified: set[tuple[str, str]] = field(default_factory=set)  # ("sys", "task") for sys.task
+
+
+# MonetDB's own schemas, and its system objects that show users, secrets, paths or the server's
+# internals, or that crash embedded MonetDB (``sys.sessions``): the endpoint reads provenance
+# (DLProv's catalog and the dataflow schemas), nothing else. MonetDB looks a name up in the
+# current schema and then in ``sys``, so the objects are refused unqualified too.
+SYSTEM_SCHEMAS = frozenset(
+    ("sys", "tmp", "json", "profiler", "logging", "information_schema", "wlc", "wlr", "bam", "lidar", "netcdf", "shp")
+)
+# DLProv's catalog lives in the store's default schema (``sys`` for the monetdb user), and the
+# plain catalog views that ``\\d`` reads show only names: these stay visible as ``sys.x``.
+VISIBLE_IN_SYS = frozenset((*CATALOG, "tables", "columns", "schemas", "keys", "idxs", "types"))
+SYSTEM_OBJECTS = frozenset(
+    (
+        *("sessions", "queue", "env", "debug", "dump_database", "users", "auths", "db_user_info", "user_role"),
+        *("var", "prepared_statements", "prepared_statements_args", "querylog_catalog", "querylog_calls"),
+        *("querylog_history", "tracelog", "storage", "optimizers", "environment", "rejects", "keywords"),
+        *("remote_table_credentials", "shutdown", "settimeout", "setsession", "setoptimizer", "setquerytimeout"),
+        *("setsessiontimeout", "stopsession", "setworkerlimit", "setmemorylimit", "password_hash"),
+    )
+)
 
 
 def tokenize(sql: str, backslash_escapes: bool = True, lenient: bool = False) -> list[Statement]:
@@ -55,6 +80,20 @@ def tokenize(sql: str, backslash_escapes: bool = True, lenient: bool = False) ->
     out: list[Statement] = []
     start, i, n = 0, 0, len(sql)
     words: list[str] = []
+    names: set[str] = set()
+    qualified: set[tuple[str, str]] = set()
+    pending: list[str] = []  # a qualifier whose "." was seen: the next name is qualified by it
+
+    def named(name: str, end: int) -> None:
+        names.add(name)
+        if pending:
+            qualified.add((pending.pop(), name))
+        j = end
+        while j < n and sql[j].isspace():
+            j += 1
+        if j < n and sql[j] == ".":
+            pending.append(name)
+
     word_end = -1  # where the last word ended: a word right before a quote is its prefix
     while i < n:
         c = sql[i]
@@ -72,33 +111,39 @@ def tokenize(sql: str, backslash_escapes: bool = True, lenient: bool = False) ->
             prefix = words[-1].upper() if c == "'" and words and word_end == i else ""
             escapes = c == "'" and {"R": False, "E": True}.get(prefix, backslash_escapes)
             try:
-                i = _skip_literal(sql, i, c, escapes)
+                end = _skip_literal(sql, i, c, escapes)
             except SQLRefused:
                 if lenient:
                     return out
                 raise
+            if c == '"':
+                named(sql[i + 1 : end - 1].replace('""', '"'), end)
+            i = end
         elif c == ";":
-            _emit(out, sql[start:i], words)
-            words = []
+            _emit(out, sql[start:i], words, names, qualified)
+            words, names, qualified = [], set(), set()
+            pending.clear()
             i += 1
             start = i
         elif c == "\\" and not sql[start:i].strip():
             # a \d catalog shortcut runs to the end of its statement
             end = sql.find(";", i)
             end = n if end < 0 else end
-            _emit(out, sql[start:end], ["\\D"])
-            words = []
+            _emit(out, sql[start:end], ["\\D"], set(), set())
+            words, names, qualified = [], set(), set()
+            pending.clear()
             i = start = end + 1 if end < n else n
         elif c.isalpha() or c == "_":
             m = _WORD.match(sql, i)
             assert m is not None
             words.append(m.group(0))
             i = word_end = m.end()
+            named(m.group(0).lower(), i)
         else:
             if c == "(" and not words:
                 words.append("(")
             i += 1
-    _emit(out, sql[start:], words)
+    _emit(out, sql[start:], words, names, qualified)
     return out
 
 
@@ -119,9 +164,11 @@ def _skip_literal(sql: str, i: int, quote: str, escapes: bool) -> int:
     raise SQLRefused(f"unterminated {kind} starting at character {i + 1}")
 
 
-def _emit(out: list[Statement], text: str, words: list[str]) -> None:
+def _emit(
+    out: list[Statement], text: str, words: list[str], names: set[str], qualified: set[tuple[str, str]]
+) -> None:
     if words or _strip_comments(text):
-        out.append(Statement(text.strip(), list(words)))
+        out.append(Statement(text.strip(), list(words), set(names), set(qualified)))
 
 
 def _strip_comments(text: str) -> str:
@@ -140,6 +187,7 @@ def _check(stmt: Statement, number: int) -> None:
     first = words[0]
     if first == "SET":
         if _SET_SCHEMA.match(_strip_comments(stmt.text)):
+            _check_visible(stmt, number, first)
             return
         raise SQLRefused(
             f"statement {number}: only SET SCHEMA is allowed on the read-only endpoint, got {stmt.text[:80]!r}"
@@ -154,6 +202,21 @@ def _check(stmt: Statement, number: int) -> None:
         raise SQLRefused(
             f"statement {number} contains {', '.join(bad)}: the SQL endpoint is read-only "
             "(quote an identifier with that name: \"update\")"
+        )
+    _check_visible(stmt, number, first)
+
+
+def _check_visible(stmt: Statement, number: int, first: str) -> None:
+    system = sorted(
+        f"{q}.{x}" for q, x in stmt.qualified if q in SYSTEM_SCHEMAS and not (q == "sys" and x in VISIBLE_IN_SYS)
+    ) or sorted(stmt.names & SYSTEM_OBJECTS)
+    if first == "SET" and not system:
+        system = sorted((stmt.names & SYSTEM_SCHEMAS) - {"sys", "schema"})
+    if system:
+        what = system[0]
+        raise SQLRefused(
+            f"statement {number} names {what!r}: the SQL endpoint reads provenance only (DLProv's catalog "
+            "and the dataflow schemas), not MonetDB's system schemas and objects"
         )
 
 

@@ -119,3 +119,42 @@ def test_set_schema_and_catalog_shortcuts_pass():
     out = check_read_only('SET SCHEMA "mnist"; \\d otrainmodel')
     assert out[0] == 'SET SCHEMA "mnist"'
     assert "FROM sys.columns" in out[1] and "t.name = 'otrainmodel'" in out[1]
+
+
+# MonetDB's own schemas and system objects stay out of reach (one of them, sys.sessions,
+# crashes embedded MonetDB); DLProv's catalog, in the default schema `sys`, stays readable.
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM sys.sessions",
+        'SELECT count(*) FROM "sys"."sessions"',
+        "SELECT * FROM sessions",
+        "SELECT sys.env()",
+        "SELECT * FROM sys . users",
+        "SELECT * FROM sys.auths",
+        "SELECT * FROM sys.dump_database",
+        "SELECT sys.debug(1)",
+        "SELECT * FROM logging.compinfo",
+        "SET SCHEMA tmp",
+        'SET SCHEMA "mnist"; SELECT * FROM sys.queue',
+    ],
+)
+def test_system_objects_are_refused(sql):
+    with pytest.raises(SQLRefused, match="reads provenance only"):
+        check_read_only(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM sys.task WHERE id = 'x'",
+        "SELECT * FROM sys.dataflow_execution",
+        'SET SCHEMA "mnist"; SELECT loss, "epoch" FROM otrainmodel',
+        "SELECT t.loss FROM otrainmodel t",
+        "SELECT name FROM sys.tables",
+        "SET SCHEMA sys",
+        "SELECT json, env_name FROM t",
+    ],
+)
+def test_provenance_stays_readable(sql):
+    assert check_read_only(sql)
