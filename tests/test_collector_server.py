@@ -494,7 +494,10 @@ def test_token_is_enforced(tmp_path):
         assert post(col.url + "/v1/traces", payload, headers=good)[0] == 200
         assert post(col.url + "/v1/sql", sql_body, "application/json", headers=good)[0] == 200
         assert get(col.url + "/v1/executions", headers=good)[0] == 200
-        assert get(col.url + "/health")[0] == 200  # health needs no token
+        status, body = get(col.url + "/health")  # health needs no token, and then says nothing more
+        assert status == 200 and json.loads(body) == {"status": "ok", "token_required": True}
+        status, body = get(col.url + "/health", headers=good)
+        assert status == 200 and "store" in json.loads(body)
         assert len(metrics_rows(col, tag)) == 1  # the client sends col.token
 
         import grpc

@@ -15,7 +15,7 @@ from typing import Any
 from dlprov_otel.errors import StoreError
 from dlprov_otel.store import readmodel
 
-from .guard import RETRY_AFTER_STORE, TokenCheck, json_api
+from .guard import RETRY_AFTER_STORE, TokenCheck, Unauthorized, json_api
 from .routes import HTTPError, Request, Response, Route, json_response, jsonable
 from .sqlguard import check_read_only
 from .stores import SharedStore
@@ -58,12 +58,23 @@ class QueryApp:
         return json_response(200, [jsonable(run.as_dict()) for run in runs])
 
     def health(self, request: Request) -> Response:
+        """Status for anyone (a load balancer's probe); the store, errors and counters only for
+        a holder of the token, when one is set."""
+        try:
+            self.auth.check(request.header("Authorization"))
+            full = True
+        except Unauthorized:
+            full = False
         try:
             store = self.stores.get()
             if not self.stores.alive(store):  # a real round trip, not a remembered connection
                 raise StoreError(f"{store.url} does not answer")
         except StoreError as exc:
-            doc = {"status": "unavailable", "store": self.stores.describe(), "error": str(exc)}
+            doc = {"status": "unavailable", "store": self.stores.describe(), "error": str(exc)} if full else {
+                "status": "unavailable"
+            }
             return json_response(503, doc, {"Retry-After": str(RETRY_AFTER_STORE)})
+        if not full:
+            return json_response(200, {"status": "ok", "token_required": True})
         doc = {"status": "ok", "store": store.url, "token_required": self.auth.required}
         return json_response(200, {**doc, **(self.details() if self.details else {})})
