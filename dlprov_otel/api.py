@@ -145,6 +145,7 @@ def dataset_attributes(set_def: Set, role: SetType, elements: Sequence[Element])
 
 
 _TYPE_VALUES = {t: t.value for t in AttributeType}
+_BIG = 2**53  # ints beyond this take the general path (exact float, or its error)
 
 
 _task_lock = threading.Lock()
@@ -190,6 +191,7 @@ class Task:
         self._span = None
         self._ctx = None
         self._common: dict[str, Any] = {}
+        self._fast: dict[str, tuple] = {}  # set tag -> plan of record_row
         self.error = error or None
         with _task_lock:
             _tasks_by_id[(self.exec_tag, self.id)] = self
@@ -242,6 +244,64 @@ class Task:
             self.status = semconv.RUNNING
         self._flush()
         return self
+
+    def record_row(self, set_tag: str, values: Mapping[str, Any]) -> bool:
+        """The hot path of a running task: one element given by name, of plain values (floats,
+        ints, strings, None) for attributes the set declares. Recorded at once, exactly as
+        ``add_dataset`` + ``save`` would record it; False (nothing done) for anything else,
+        which then takes the general path with its checks and messages."""
+        if self._span is None or self._pending or self.status is not semconv.RUNNING:
+            return False
+        fast = self._fast.get(set_tag)
+        if fast is None:
+            fast = self._fast_plan(set_tag)
+            if fast is None:
+                return False
+        names, numeric, required, head = fast
+        if not required <= values.keys() or not values.keys() <= numeric.keys():
+            return False
+        attrs = dict(head)
+        for name, key in names:
+            value = values.get(name)
+            kind = type(value)
+            if value is None or (kind is float and numeric[name]):
+                attrs[key] = [value]
+            elif kind is int and numeric[name] and -_BIG < value < _BIG:
+                attrs[key] = [float(value)]
+            elif kind is str and not numeric[name] and "\x00" not in value:
+                attrs[key] = [value]
+            else:
+                return False
+        tracing.emit_dataset_span(self._ctx, set_tag, attrs)
+        return True
+
+    def _fast_plan(self, set_tag: str) -> tuple | None:
+        try:
+            set_def = self.dataflow.set(set_tag)
+        except SpecError:
+            return None
+        role = self.transformation.role_of(set_def.tag)
+        if role is None or set_def.tag != set_tag:
+            return None
+        names, types, _, optional = _plan(set_def)
+        head = {
+            semconv.KIND: semconv.KIND_DATASET,
+            semconv.DATASET_TAG: set_def.tag,
+            semconv.DATASET_ROLE: role.value,
+            semconv.DATASET_ELEMENTS: 1,
+            semconv.DATASET_ATTRIBUTES: list(names),
+            semconv.DATASET_TYPES: [_TYPE_VALUES[types[n]] for n in names],
+            **self._common,
+        }
+        numeric = {n: types[n] is AttributeType.NUMERIC for n in names}
+        fast = (
+            tuple((n, semconv.data_key(n)) for n in names),
+            numeric,
+            frozenset(n for n in names if n not in optional),
+            head,
+        )
+        self._fast[set_tag] = fast
+        return fast
 
     def save(self) -> None:
         """Record the datasets added since the last call; the task keeps running."""

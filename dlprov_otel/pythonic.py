@@ -66,6 +66,8 @@ class TaskScope:
         self.task = task
 
     def _emit(self, set_tag: str, rows: Any, values: Mapping[str, Any]) -> None:
+        if rows is None and values and self.task.record_row(set_tag, values):
+            return  # one plain row of a running task: the hot path
         if rows is None:
             rows = [dict(values)]
         elif isinstance(rows, Mapping | Element) or (

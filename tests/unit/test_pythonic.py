@@ -95,3 +95,62 @@ def test_a_task_outside_an_execution_joins_the_process_execution(memory):
     assert a.attributes[semconv.EXECUTION_TAG] == b.attributes[semconv.EXECUTION_TAG]
     assert a.attributes[semconv.EXECUTION_TAG].startswith("mnist-")
     assert a.context.trace_id == b.context.trace_id
+
+
+V = {"val_loss": None, "val_accuracy": None}
+ROWS = [
+    {"timestamp": "t0", "elapsed_time": 1.5, "loss": 0.25, "accuracy": 0.9, "val_loss": None,
+     "val_accuracy": float("nan"), "epoch": 3},
+    {"timestamp": "t1", "elapsed_time": 2, "loss": 0.125, "accuracy": 1, "epoch": 4, **V},  # ints
+    {"timestamp": "t2", "elapsed_time": 2**60, "loss": 0.1, "accuracy": 0.5, "epoch": 5, **V},  # a huge int
+    {"timestamp": 7, "elapsed_time": 1.0, "loss": 0.1, "accuracy": 0.5, "epoch": 6, **V},  # a number as TEXT
+    {"timestamp": "t3", "elapsed_time": "1.5", "loss": 0.1, "accuracy": 0.5, "epoch": 7, **V},  # text as a number
+    {"timestamp": "t4", "elapsed_time": 1.0, "loss": 0.1, "accuracy": 0.5, "epoch": 8, "lr": 0.01, **V},  # undeclared
+]
+
+
+def _rows(spans):
+    out = []
+    for s in spans:
+        a = dict(s.attributes)
+        out.append({k: (tuple("nan" if v != v else v for v in a[k]) if isinstance(a[k], tuple) else a[k])
+                    for k in a})
+    return out
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_a_plain_row_is_recorded_as_the_general_path_records_it(memory, row):
+    """t.output(**values) of a running task takes a shorter path; what it records is the same."""
+    with dlprov_otel.execution("fast", dataflow="mnist"):
+        with dlprov_otel.task("trainmodel") as t:
+            t.output("otrainmodel", **row)  # keywords: the hot path when the row allows it
+            t.output("otrainmodel", [row])  # a list of rows: always the general path
+    fast, general = memory.kind(semconv.KIND_DATASET)
+    assert _rows([fast]) == _rows([general])
+
+
+def test_a_bad_row_still_fails_where_it_is_written(memory):
+    from dlprov_otel import ElementError
+
+    with dlprov_otel.execution("fast-bad", dataflow="mnist"):
+        with dlprov_otel.task("trainmodel") as t:
+            t.output("otrainmodel", timestamp="t", elapsed_time=1.0, loss=0.1, accuracy=0.5, epoch=0, **V)
+            with pytest.raises(ElementError, match="loss"):
+                t.output("otrainmodel", timestamp="t", elapsed_time=1.0, loss="high", accuracy=0.5, epoch=1, **V)
+            with pytest.raises(ElementError, match="lacks required"):
+                t.output("otrainmodel", timestamp="t", loss=0.1)
+
+
+def test_the_hot_path_skips_the_general_one(memory, monkeypatch):
+    from dlprov_otel import api
+
+    def general(*_a, **_k):
+        raise AssertionError("the general path ran for a plain row")
+
+    with dlprov_otel.execution("fast-only", dataflow="mnist"):
+        with dlprov_otel.task("trainmodel") as t:
+            monkeypatch.setattr(api, "dataset_attributes", general)
+            for epoch in range(3):
+                t.output("otrainmodel", timestamp="t", elapsed_time=1.0, loss=0.1, accuracy=0.5, epoch=epoch, **V)
+    assert [s.attributes[semconv.data_key("epoch")] for s in memory.kind(semconv.KIND_DATASET)] == [
+        (0.0,), (1.0,), (2.0,)]
