@@ -1,6 +1,6 @@
 """A collector that is down: nothing that returned is lost, and no command is needed (issue 12).
 
-A real training-like script (``scripts/chaos.py``'s trainer) sends OTLP/HTTP to a DLProv
+A real training-like script (``scripts/chaos_kit.py``'s trainer) sends OTLP/HTTP to a DLProv
 collector process (loopback) that is not running yet:
 
 - it comes up while the trainer runs: the running trainer stores everything by itself;
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from dlprov_otel.config import free_port
-from scripts import chaos
+from scripts import chaos_kit as chaos
 from tests.collector_proc import CollectorProcess
 
 

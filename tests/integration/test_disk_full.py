@@ -2,7 +2,7 @@
 training is not broken (issue 12).
 
 Real tmpfs mounts (root only: ``mount -t tmpfs -o size=...``) that are filled to the last
-byte by a file, and freed by removing it; a real training-like script (``scripts/chaos.py``'s
+byte by a file, and freed by removing it; a real training-like script (``scripts/chaos_kit.py``'s
 trainer) on a real embedded store; rows counted afterwards by a new process.
 
 - the journal's directory (``DLPROV_SPOOL_DIR``) full: spans still reach the store through
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import chaos
+from scripts import chaos_kit as chaos
 
 needs_tmpfs = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("mount") is None, reason="mounting a tmpfs needs root"
