@@ -6,7 +6,7 @@ STAMP_ALL   := .venv/.installed-all
 STAMP_DEMO  := .venv/.installed-demo
 export PATH := $(CURDIR)/.venv/bin:$(PATH):/usr/local/go/bin
 
-.PHONY: demo test test-unit install install-all lint bench bench-quick neo4j neo4j-stop otelcol collector monetdb monetdb-build monetdb-stop clean
+.PHONY: demo test test-unit install install-all lint bench bench-quick neo4j neo4j-stop otelcol collector monetdb monetdb-build monetdb-stop chaos clean
 
 $(STAMP_DEMO): pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh $(EXTRAS_DEMO)
@@ -49,6 +49,9 @@ otelcol:                   ## build the OpenTelemetry Collector with the Collect
 
 collector: $(STAMP_ALL)    ## run the DLProv collector on 127.0.0.1:4318 (HTTP) and :4317 (gRPC)
 	.venv/bin/dlprov collector serve
+
+chaos: $(STAMP_ALL) monetdb-build ## rounds of random faults on a training job (SIGKILL/SIGTERM, collector and server kill -9, held store, full tmpfs): emitted vs stored
+	$(PY) scripts/chaos.py --rounds $(or $(ROUNDS),20) $(if $(SEED),--seed $(SEED)) --server
 
 monetdb-build:             ## build the MonetDB server from source once, into a cache outside the repository
 	scripts/monetdb.sh build
