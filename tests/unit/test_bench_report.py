@@ -152,3 +152,48 @@ def test_splice_replaces_only_between_markers(report: ModuleType) -> None:
     assert out == f"intro\n{report.BEGIN}\nnew | table \\d\n{report.END}\nafter \\1\n"
     with pytest.raises(ValueError, match="markers"):
         report.splice("no markers here", "x")
+
+
+def peer(epoch_us: float, loop_us: float, whole_s: float, lost: list[int]) -> dict:
+    return {
+        "per_epoch_in_training_us": epoch_us,
+        "per_epoch_in_training_cpu_us": epoch_us / 2,
+        "per_call_tight_loop_us": loop_us,
+        "per_call_tight_loop_cpu_us": loop_us,
+        "whole_run_overhead_s": whole_s,
+        "whole_run_cpu_overhead_s": whole_s / 2,
+        "whole_run_noise_s": 0.05,
+        "train_rows_stored": 6,
+        "kill_runs": len(lost),
+        "kill_runs_lossless": sum(1 for x in lost if x == 0),
+        "kill_lost": lost,
+    }
+
+
+def peers(dlprov: dict) -> dict:
+    return {
+        "when": "2026-01-01T00:00:00",
+        "machine": {"cpu": "Test CPU", "cores": 2, "load_before": [1.0, 1.0, 1.0]},
+        "versions": {"dlprov": "0.1.0", "mlflow": "3.0"},
+        "config": {"samples": 4000, "epochs": 6, "reps": 5, "kill_min_s": 0.5, "kill_max_s": 2.5},
+        "summary": {"none@3.11": {"wall_s": 4.0}, "dlprov": dlprov, "mlflow": peer(6000, 3600, 3.5, [0, 0])},
+        "install_failures": {"wandb": "pip failed"},
+    }
+
+
+def test_peers_verdicts_flip_with_dlprov_figures(report: ModuleType, tmp_path: Path) -> None:
+    good = report.table(write(tmp_path / "good", peers=peers(peer(30, 5, 0.1, [0, 0, 0]))))
+    bad = report.table(write(tmp_path / "bad", peers=peers(peer(300, 50, 0.9, [0, 3, 0]))))
+    assert "| | DLProv 0.1.0 | MLflow 3.0 | target (DLProv) | |" in good
+    for start in ("| caller cost per epoch", "| caller cost per call", "| whole-run overhead", "| SIGKILL"):
+        assert row(good, start).endswith("| met |")
+        assert row(bad, start).endswith("| **not met** |")
+    assert "30 µs (CPU 15 µs)" in row(good, "| caller cost per epoch")
+    assert "6,000 µs" in row(good, "| caller cost per epoch")
+    assert "2 of 3 (lost 0, 3, 0)" in row(bad, "| SIGKILL")
+    assert "Not measured: W&B: pip failed." in good
+    noisy = peer(30, 5, 0.1, [0])
+    noisy["whole_run_noise_s"] = 1.3  # the baseline's runs spread wider than the target: said so
+    t = report.table(write(tmp_path / "noisy", peers=peers(noisy)))
+    assert row(t, "| whole-run overhead").endswith("| met (noise ±1.3 s) |")
+    assert "| SIGKILL" not in report.table(write(tmp_path / "none", core=core(60_000, 40, 0.3)))
