@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import http.client
 import json
 import os
 import time
@@ -235,6 +236,17 @@ def test_garbage_gets_400_and_the_collector_keeps_serving(collector):
     assert status == 400 and "not valid JSON" in json.loads(body)["message"]
     status, _, body = post(collector.url + "/v1/traces", b"x", "text/plain")
     assert status == 415
+    # malformed whatever the parser raises: 400, not a retryable 503
+    deep = b"[" * 200_000 + b"]" * 200_000
+    status, _, body = post(collector.url + "/v1/traces", deep, "application/json")
+    assert status == 400 and "nests too deeply" in json.loads(body)["message"], body
+    conn = http.client.HTTPConnection("127.0.0.1", collector.http_port, timeout=60)
+    conn.putrequest("POST", "/v1/traces")
+    conn.putheader("Content-Type", "application/x-protobuf")
+    conn.putheader("Content-Length", "-5")
+    conn.endheaders()
+    assert conn.getresponse().status == 400
+    conn.close()
     tag = f"after-garbage-{uuid.uuid4().hex[:8]}"
     assert post(collector.url + "/v1/traces", dataset_request(1, tag))[0] == 200
     assert len(metrics_rows(collector, tag)) == 1

@@ -90,6 +90,8 @@ class _Handler(BaseHTTPRequestHandler):
                 n = int(length)
             except ValueError:
                 raise HTTPError(400, f"Content-Length {length!r} is not a number") from None
+            if n < 0:
+                raise HTTPError(400, f"Content-Length {length!r} is negative")
             if n > limit:
                 self._discard(n, limit)
                 raise HTTPError(413, f"the body has {n} bytes, over the limit of {limit} bytes")

@@ -89,6 +89,8 @@ def parse_json(body: bytes) -> ExportTraceServiceRequest:
         doc = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # malformed for us: nesting deeper than any OTLP request
+        raise PayloadError(400, "the body is not an OTLP/JSON request: it nests too deeply") from None
     if not isinstance(doc, dict):
         raise PayloadError(400, f"an OTLP/JSON request is an object, got {type(doc).__name__}")
     for path, holder in _id_holders(doc):
@@ -99,6 +101,8 @@ def parse_json(body: bytes) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    except RecursionError:
+        raise PayloadError(400, "the body is not an OTLP/JSON request: it nests too deeply") from None
     except json_format.ParseError as exc:
         raise PayloadError(400, f"the body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
     return request
