@@ -76,6 +76,7 @@ def capture_spans(tmp: Path, tag: str, n: int, elements: int) -> list:
         t.add_dataset(DataSet("otrainmodel", [Element(["2024-01-01 00:00:00", 1.5, 0.1, 0.9, 0.2, 0.8, i])] * elements))
         t.save()
     t.end()
+    tel.recorder.drain(60)  # dataset spans are built off the caller's thread: wait for them
     spans = list(mem.get_finished_spans())
     dlprov_otel.shutdown()
     return spans
