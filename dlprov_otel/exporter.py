@@ -62,10 +62,11 @@ class MonetDBSpanExporter(SpanExporter):
             self.store.ingest(from_readable_spans(spans))
         except DLProvError as exc:
             # a spec or element the store can never take is bad data; the rest may pass later
-            self.permanent_failure = self._about_the_data(exc)
-            return self._fail(str(exc))
+            full = self._full_disk()
+            self.permanent_failure = full is None and self._about_the_data(exc)
+            return self._fail(str(exc), full)
         except Exception as exc:  # anything else must not reach the SDK thread either
-            return self._fail(f"{type(exc).__name__}: {exc}")
+            return self._fail(f"{type(exc).__name__}: {exc}", self._full_disk())
         if self._failing:
             logger.warning("DLProv: provenance store %s is writable again", self.store.url)
             self._failing = False
@@ -81,8 +82,6 @@ class MonetDBSpanExporter(SpanExporter):
             m in text for m in _RESOURCE_MARKERS
         ):
             return False
-        if self._disk_full(text) != text:  # embedded MonetDB words a full disk otherwise
-            return False
         store = self._store if self._store is not None else (self._pending.opened() if self._pending else None)
         if store is None:
             return False
@@ -92,29 +91,30 @@ class MonetDBSpanExporter(SpanExporter):
             return False
         return True
 
-    def _fail(self, message: str) -> SpanExportResult:
-        message = self._disk_full(message)
+    def _fail(self, message: str, full_disk: str | None) -> SpanExportResult:
+        if full_disk is not None:  # embedded MonetDB words a full disk otherwise
+            message = f"{full_disk}: {message}"
         self.last_error = message
         if not self._failing:
             logger.error("DLProv: cannot store provenance (will retry): %s", message)
             self._failing = True
         return SpanExportResult.FAILURE
 
-    def _disk_full(self, message: str) -> str:
-        """``message``, prefixed with "disk full" when the embedded store's filesystem is."""
+    def _full_disk(self) -> str | None:
+        """"disk full: ..." when the embedded store's filesystem is full, else None."""
         url = self._store.url if self._store is not None else getattr(self._pending, "url", "")
         if not url.startswith("monetdbe:") or url == "monetdbe::memory:":
-            return message
+            return None
         try:
             st = os.statvfs(url[len("monetdbe:") :])
         except OSError:
-            return message
+            return None
         free = st.f_bavail * st.f_frsize
         if free >= min(DISK_FULL_BYTES, st.f_blocks * st.f_frsize // 50):
-            return message
+            return None
         return (
             f"disk full: {free} bytes left on the filesystem of the provenance store {url[len('monetdbe:'):]} "
-            f"(No space left on device): {message}"
+            "(No space left on device)"
         )
 
     def stored_keys(self, keys: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
