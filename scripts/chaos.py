@@ -39,42 +39,25 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:  # imported as scripts.chaos (tests) or run as a script
-    from .chaos_kit import (
-        ROOT,
-        WAIT,
-        Count,
-        Trainer,
-        count,
-        fill,
-        gone,
-        hold_store,
-        journals,
-        monetdb,
-        next_process_for_endpoint,
-        python_env,
-        tmpfs,
-        tmpfs_available,
-        wait_until,
-    )
-except ImportError:
-    from chaos_kit import (  # type: ignore[no-redef]
-        ROOT,
-        WAIT,
-        Count,
-        Trainer,
-        count,
-        fill,
-        gone,
-        hold_store,
-        journals,
-        monetdb,
-        next_process_for_endpoint,
-        python_env,
-        tmpfs,
-        tmpfs_available,
-        wait_until,
-    )
+if not __package__:  # run as a script: the repository root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.chaos_kit import (
+    ROOT,
+    WAIT,
+    Count,
+    Trainer,
+    count,
+    fill,
+    gone,
+    hold_store,
+    journals,
+    monetdb,
+    next_process_for_endpoint,
+    python_env,
+    tmpfs,
+    tmpfs_available,
+    wait_until,
+)
 
 FAULTS = ("sigkill", "sigterm", "collector", "held", "tmpfs-journal", "tmpfs-store")
 SERVER_FAULT = "server"  # opt-in (--server): a MonetDB server built by scripts/monetdb.sh
