@@ -262,6 +262,11 @@ def load(path: Path, *, from_checkpoint: bool = True) -> tuple[str | None, list[
     return target, spans
 
 
+def span_keys(path: Path) -> list[SpanKey]:
+    """(trace id, span id) of every span a journal holds, without building the spans."""
+    return [(rec[1], rec[2]) for rec in read_records(path) if rec and rec[0] == "s"]
+
+
 def orphans(spool_dir: str | os.PathLike[str], target: str | None = None) -> list[Path]:
     """Journals whose process is gone (their lock is free), for one target or all."""
     root = journal_root(spool_dir)

@@ -129,8 +129,7 @@ def read_back(exporter: SpanExporter, path: Path, quarantined: set | frozenset =
     verify = getattr(exporter, "stored_keys", None)
     if verify is None:
         return True
-    _, spans = journal.load(path, from_checkpoint=False)
-    keys = [(s.context.trace_id, s.context.span_id) for s in spans]
+    keys = journal.span_keys(path)
     missing = set(keys) - verify(keys) - set(quarantined)
     if missing:
         logger.error("DLProv: %d journalled span(s) are not in the store after replay; kept %s", len(missing), path)
