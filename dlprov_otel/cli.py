@@ -194,35 +194,31 @@ def open_and_replay(url: str | None) -> Any:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from . import spool
+    from .replay import replay_orphans
 
+    spool_dir = args.spool_dir or spool.default_spool_dir()
     if args.endpoint:
         from .client import replay_spool
         from .otlp import make_otlp_exporter
-        from .replay import replay_orphans
 
         headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
         exporter = make_otlp_exporter(args.endpoint, headers=headers)
         try:
-            result = replay_orphans(args.spool_dir or spool.default_spool_dir(), args.endpoint, exporter, patience=0)
+            result = replay_orphans(spool_dir, args.endpoint, exporter, patience=0)
         finally:
             exporter.shutdown()
-        print(f"replayed {result.journals} journal(s), {result.spans} span(s)"
-              + (f"; {result.kept} kept" if result.kept else "")
-              + (f"; {result.quarantined} quarantined" if result.quarantined else ""))
-        files, spans = replay_spool(args.endpoint, args.spool_dir, token=args.token)
     else:
         from .exporter import MonetDBSpanExporter
-        from .replay import replay_orphans
         from .store import describe, open_store
 
         store = open_store(args.store)
-        result = replay_orphans(
-            args.spool_dir or spool.default_spool_dir(), describe(store.url), MonetDBSpanExporter(store=store),
-            patience=0,
-        )
-        print(f"replayed {result.journals} journal(s), {result.spans} span(s)"
-              + (f"; {result.kept} kept" if result.kept else "")
-              + (f"; {result.quarantined} quarantined" if result.quarantined else ""))
+        result = replay_orphans(spool_dir, describe(store.url), MonetDBSpanExporter(store=store), patience=0)
+    print(f"replayed {result.journals} journal(s), {result.spans} span(s)"
+          + (f"; {result.kept} kept" if result.kept else "")
+          + (f"; {result.quarantined} quarantined" if result.quarantined else ""))
+    if args.endpoint:
+        files, spans = replay_spool(args.endpoint, args.spool_dir, token=args.token)
+    else:
         files, spans = spool.replay(store, args.spool_dir)
     print(f"replayed {files} spool file(s), {spans} span(s)")
     return 0
