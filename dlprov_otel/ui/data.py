@@ -6,6 +6,7 @@ without a zone, NaN as null) once the web layer has passed them through ``jsonab
 from __future__ import annotations
 
 import math
+import re
 import socket
 from collections import defaultdict
 from typing import Any
@@ -24,6 +25,8 @@ HYPERPARAMETER_SET = "itrainmodel"
 METRIC_SET = "otrainmodel"
 TEST_SET = "otestmodel"
 ADAPTATION_SET = "oadaptation"
+MODEL_SET = "otrainedmodel"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Provenance columns of every set relation that a person does not need to see per row.
 HIDDEN_COLUMNS = INTERNAL_COLUMNS
 MAX_SET_ROWS = 5000  # per set and execution in one answer
@@ -294,6 +297,28 @@ def _set_rows(store: Store, flow: str, tag: str, spec: DataflowSpec | None) -> d
     return out
 
 
+def stored_models(store: Store, tag: str) -> dict[str, str]:
+    """The model files an execution recorded in ``otrainedmodel`` with a sha256: digest -> path.
+
+    The only paths the dashboard ever serves come from here: the ``model_dir`` the training
+    itself recorded, chosen by its digest (a request never names a path).
+    """
+    found = readmodel.executions(store, tag=tag)
+    if not found:
+        raise NotFound(f"no execution {tag!r} in the store")
+    flow = found[0].dataflow_tag
+    if not flow:
+        return {}
+    columns = {c for c, _ in readmodel.set_tables(store, flow).get(MODEL_SET, [])}
+    if not {"model_dir", "sha256"} <= columns:
+        return {}
+    out: dict[str, str] = {}
+    for path, digest in readmodel.element_rows(store, flow, MODEL_SET, ["model_dir", "sha256"], tag, MAX_SET_ROWS):
+        if isinstance(path, str) and isinstance(digest, str) and SHA256_HEX.fullmatch(digest.lower()):
+            out[digest.lower()] = path
+    return out
+
+
 def example_queries(dataflow: str) -> list[dict[str, str]]:
     """The SQL console's example queries over ``dataflow``, as it shows them."""
     queries = schema.example_queries(dataflow)
@@ -309,4 +334,5 @@ __all__ = [
     "execution_detail",
     "list_dataflows",
     "list_executions",
+    "stored_models",
 ]

@@ -6,7 +6,9 @@
 - ``GET /ui/api/...``: JSON documents (bearer token checked like ``/v1/sql``):
   ``dataflows``, ``dataflows/<tag>[?version=N]``, ``executions``, ``executions/<tag>``,
   ``executions/<tag>/prov.<fmt>`` and ``dataflows/<tag>/prov.<fmt>`` (a PROV download:
-  json, provn, png, svg, xml, rdf, jsonld).
+  json, provn, png, svg, xml, rdf, jsonld); ``executions/<tag>/models/<sha256>``: a model
+  file the run recorded in ``otrainedmodel``, served from its recorded path only while the
+  file's sha256 still equals the recorded one (a request names a digest, never a path).
 
 The SQL console posts to ``/v1/sql`` and the connection light asks ``/health``: the query app
 (:class:`dlprov_otel.http.QueryApp`) that is mounted next to this one answers them.
@@ -14,7 +16,9 @@ The SQL console posts to ``/v1/sql`` and the connection light asks ``/health``: 
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +71,7 @@ _SECURITY = {
     "Referrer-Policy": "no-referrer",
 }
 API = "/ui/api/"
+MAX_MODEL_BYTES = 2 << 30  # a model download is read into memory once
 
 
 class DashboardApp:
@@ -122,6 +127,8 @@ def _route(store: Store, segments: list[str], query: dict[str, str]) -> Any:
             return data.execution_detail(store, tag)
         case ["executions", tag, name] if name.startswith("prov."):
             return _prov(store, name, execution=tag)
+        case ["executions", tag, "models", digest]:
+            return _model_file(store, tag, digest)
         case ["dataflows"]:
             return data.list_dataflows(store)
         case ["dataflows", tag]:
@@ -137,7 +144,31 @@ def _route(store: Store, segments: list[str], query: dict[str, str]) -> Any:
             except SpecError as exc:
                 raise HTTPError(400, str(exc)) from exc
     raise HTTPError(404, f"no dashboard API {API}{'/'.join(segments)}: use executions, "
-                    "executions/TAG, executions/TAG/prov.FORMAT, dataflows, dataflows/TAG, queries")
+                    "executions/TAG, executions/TAG/prov.FORMAT, executions/TAG/models/SHA256, dataflows, "
+                    "dataflows/TAG, queries")
+
+
+def _model_file(store: Store, tag: str, digest: str) -> tuple[bytes, str, str]:
+    """A recorded model file, as a download, if it still has the digest it was recorded with."""
+    digest = digest.lower()
+    if not data.SHA256_HEX.fullmatch(digest):
+        raise HTTPError(404, "a model is named by the sha256 recorded for it (64 hexadecimal digits)")
+    path = data.stored_models(store, tag).get(digest)
+    if path is None:
+        raise HTTPError(404, f"execution {tag!r} recorded no model file with sha256 {digest}")
+    target = Path(path)
+    try:
+        if not target.is_file():
+            raise HTTPError(404, f"the model file recorded at {path} is no longer a file on this host")
+        if target.stat().st_size > MAX_MODEL_BYTES:
+            raise HTTPError(413, f"{path} is larger than {MAX_MODEL_BYTES} bytes: copy it from the host")
+        body = target.read_bytes()
+    except OSError as exc:
+        raise HTTPError(404, f"cannot read the model file recorded at {path}: {exc.strerror or exc}") from exc
+    if hashlib.sha256(body).hexdigest() != digest:  # hashed as read: what is served is what was checked
+        raise HTTPError(409, f"{path} changed since the run recorded it (its sha256 is no longer {digest})")
+    name = re.sub(r'[^\w.+-]', "_", target.name) or "model"
+    return body, "application/octet-stream", name
 
 
 def _prov(store: Store, name: str, execution: str | None = None, dataflow: str | None = None) -> tuple[bytes, str, str]:

@@ -100,4 +100,6 @@ export const api = {
     getJSON(`/ui/api/dataflows/${encodeURIComponent(tag)}${version ? `?version=${version}` : ""}`),
   queries: (flow) => getJSON(`/ui/api/queries?dataflow=${encodeURIComponent(flow)}`),
   provPath: (tag, fmt, kind = "executions") => `/ui/api/${kind}/${encodeURIComponent(tag)}/prov.${fmt}`,
+  modelPath: (tag, digest) => `/ui/api/executions/${encodeURIComponent(tag)}/models/${digest}`,
+  lineage: (digest) => getJSON(`/ui/api/lineage?digest=${encodeURIComponent(digest)}`),
 };

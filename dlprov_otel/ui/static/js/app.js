@@ -6,6 +6,7 @@ import * as compare from "./pages/compare.js";
 import * as dataflows from "./pages/dataflows.js";
 import * as execution from "./pages/execution.js";
 import * as executions from "./pages/executions.js";
+import * as lineage from "./pages/lineage.js";
 import * as query from "./pages/query.js";
 import { clear, h } from "./util.js";
 
@@ -17,6 +18,7 @@ const routes = [
   [/^\/dataflows\/(.+)$/, dataflows.renderOne, "dataflows"],
   [/^\/compare\/?$/, compare.render, "compare"],
   [/^\/query\/?$/, query.render, "query"],
+  [/^\/lineage\/?$/, lineage.render, "lineage"],
 ];
 
 let current = null; // the page's context: stopped when another page is shown

@@ -1,6 +1,8 @@
-// Charts drawn as SVG by hand: line charts (per-epoch metrics, overlaid runs), a scatter plot
-// (hyperparameter against metric) and a task timeline. No library, no network.
+// Charts drawn as SVG by hand: line charts (per-epoch metrics, overlaid runs; zoom, log scale,
+// smoothing, markers whose labels never overlap), a scatter plot (hyperparameter against
+// metric) and a task timeline. No library, no network.
 
+import { smooth } from "./metrics.js";
 import { fmtDuration, fmtNum, h, put, s } from "./util.js";
 
 /** Colours of transformations (no red: red means failed). */
@@ -62,108 +64,236 @@ function legend(items) {
       it.name)));
 }
 
+/** Ticks of a log10 axis over [lo, hi] (values > 0): decades, with 2 and 5 when few decades. */
+export function logTicks(lo, hi) {
+  const a = Math.floor(Math.log10(lo)), b = Math.ceil(Math.log10(hi));
+  const mults = b - a <= 2 ? [1, 2, 5] : [1];
+  const step = Math.max(1, Math.ceil((b - a) / 6));
+  const out = [];
+  for (let e = a; e <= b; e += step) for (const k of mults) {
+    const v = Number((k * 10 ** e).toPrecision(12));
+    if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(v);
+  }
+  return out.length ? out : [lo, hi];
+}
+
+/**
+ * Learning-rate (or other) markers placed so that no two labels overlap: one marker per x
+ * (the changes at one x merged), labels in up to two rows, and a label that fits nowhere left
+ * out (its details stay in the marker's hover title and in the chart's tooltip).
+ * markers: [{x, label, title}]; X: x -> pixel; [left, right]: the plot's extent; width(text).
+ */
+export function placeMarkers(markers, X, [left, right], width) {
+  const byX = new Map();
+  for (const mk of markers) {
+    const prev = byX.get(mk.x);
+    byX.set(mk.x, prev ? { ...mk, title: `${prev.title || prev.label}\n${mk.title || mk.label}` } : { ...mk });
+  }
+  const placed = [...byX.values()].sort((a, b) => a.x - b.x);
+  const rowEnd = [-Infinity, -Infinity];
+  for (const mk of placed) {
+    mk.row = null;
+    if (!mk.label) continue;
+    const w = width(mk.label), px = X(mk.x);
+    for (let r = 0; r < rowEnd.length && mk.row === null; r++) {
+      for (const [x0, anchor] of [[px + 4, "start"], [px - 4 - w, "end"]]) {
+        if (x0 >= Math.max(left, rowEnd[r] + 6) && x0 + w <= right) {
+          mk.row = r; mk.anchor = anchor; mk.lx = anchor === "start" ? px + 4 : px - 4;
+          rowEnd[r] = x0 + w;
+          break;
+        }
+      }
+    }
+  }
+  return placed;
+}
+
+const labelWidth = (text) => String(text).length * 6.1 + 2; // 10.5px semi-bold, in viewBox units
+
 /**
  * A line chart. series: [{name, color, dash, points: [[x, y], ...], step, id}]; markers:
- * [{x, label}] (vertical lines, e.g. learning-rate adaptations). Returns a <div class="chart">.
+ * [{x, label, title}] (vertical lines, e.g. learning-rate changes). Options: logY, smoothing
+ * (0..0.99, the raw line stays faint behind), xDomain [a, b] (a zoom), onZoom(domain|null)
+ * (drag across the plot to zoom, double-click to reset). Returns a <div class="chart">.
  */
 export function lineChart({ series, xLabel = "epoch", yLabel = "", markers = [], width = 440, height = 230,
-  integerX = true, yFormat = null, xFormat = fmtNum, empty = "no values yet", showLegend = true }) {
-  const m = { top: 12, right: 14, bottom: 36, left: 54 };
+  integerX = true, yFormat = null, xFormat = fmtNum, empty = "no values yet", showLegend = true,
+  logY = false, smoothing = 0, xDomain = null, onZoom = null }) {
+  const m = { top: 22, right: 14, bottom: 36, left: 54 };
   const iw = width - m.left - m.right, ih = height - m.top - m.bottom;
   const wrap = h("div", { class: "chart" });
   if (showLegend) wrap.append(legend(series));
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart-svg", role: "img",
     "aria-label": `${series.map((x) => x.name).join(", ")} by ${xLabel}` });
   wrap.append(svg);
-  const xs = extent(series.flatMap((x) => x.points.map((p) => p[0])).concat(markers.map((mk) => mk.x)));
-  const ys = extent(series.flatMap((x) => x.points.map((p) => p[1])));
-  if (!xs || !ys) {
-    svg.append(s("text", { x: width / 2, y: height / 2, class: "chart-empty", "text-anchor": "middle", text: empty }));
+  const finite = (v) => typeof v === "number" && Number.isFinite(v) && (!logY || v > 0);
+  const xsAll = extent(series.flatMap((x) => x.points.map((p) => p[0])).concat(markers.map((mk) => mk.x)));
+  let [x0, x1] = xDomain || xsAll || [0, 1];
+  if (x0 === x1) { x0 -= 0.5; x1 += 0.5; } // one epoch: centred, no negative epoch on the axis
+  const inView = (x) => x >= x0 && x <= x1;
+  const drawn = series.map((se) => ({ ...se, raw: se.points, points: smooth(se.points, se.step ? 0 : smoothing) }));
+  const ys = extent(drawn.flatMap((x) => x.points.concat(smoothing && !x.step ? x.raw : [])
+    .filter((p) => inView(p[0]) && finite(p[1])).map((p) => p[1])));
+  svg.dataset.x0 = String(x0); svg.dataset.x1 = String(x1); svg.dataset.log = logY ? "1" : "0";
+  if (!xsAll || !ys) {
+    svg.append(s("text", { x: width / 2, y: height / 2, class: "chart-empty", "text-anchor": "middle",
+      text: xsAll && logY ? "no values above 0 for a log scale" : empty }));
     return wrap;
   }
-  let [x0, x1] = xs;
-  if (x0 === x1) { x0 -= 0.5; x1 += 0.5; } // one epoch: centred, no negative epoch on the axis
-  const [y0, y1] = padDomain(ys);
+  let Y, yTicks;
+  if (logY) {
+    const lo = Math.log10(ys[0]), hi = Math.log10(ys[1]);
+    const [l0, l1] = hi > lo ? [lo - (hi - lo) * 0.06, hi + (hi - lo) * 0.06] : [lo - 0.5, hi + 0.5];
+    Y = (v) => m.top + ih - ((Math.log10(v) - l0) / (l1 - l0)) * ih;
+    yTicks = logTicks(10 ** l0, 10 ** l1);
+  } else {
+    const [y0, y1] = padDomain(ys);
+    Y = (v) => m.top + ih - ((v - y0) / (y1 - y0)) * ih;
+    yTicks = niceTicks(y0, y1, 5);
+  }
   const X = (v) => m.left + ((v - x0) / (x1 - x0)) * iw;
-  const Y = (v) => m.top + ih - ((v - y0) / (y1 - y0)) * ih;
+  const clipId = `clip${++clipSeq}`;
+  svg.append(s("defs", {}, s("clipPath", { id: clipId }, s("rect", { x: m.left, y: m.top - 2, width: iw, height: ih + 4 }))));
   const g = s("g");
   svg.append(g);
-  const yTicks = niceTicks(y0, y1, 5);
-  const yFmt = yFormat || tickFormat(yTicks);
+  const yFmt = yFormat || (logY ? fmtNum : tickFormat(yTicks));
   for (const t of yTicks) {
     g.append(s("line", { x1: m.left, x2: m.left + iw, y1: Y(t), y2: Y(t), class: "grid" }));
     g.append(s("text", { x: m.left - 6, y: Y(t) + 4, "text-anchor": "end", class: "tick", text: yFmt(t) }));
   }
-  for (const t of niceTicks(x0, x1, Math.min(8, Math.max(2, Math.round(x1 - x0))), integerX)) {
+  const span = x1 - x0;
+  const xTicks = niceTicks(x0, x1, Math.min(8, Math.max(2, integerX ? Math.round(span) : 6)), integerX && span >= 2);
+  for (const t of xTicks) {
     g.append(s("line", { x1: X(t), x2: X(t), y1: m.top + ih, y2: m.top + ih + 4, class: "axis" }));
     g.append(s("text", { x: X(t), y: m.top + ih + 17, "text-anchor": "middle", class: "tick", text: xFormat(t) }));
   }
   g.append(s("line", { x1: m.left, x2: m.left + iw, y1: m.top + ih, y2: m.top + ih, class: "axis" }));
   g.append(s("line", { x1: m.left, x2: m.left, y1: m.top, y2: m.top + ih, class: "axis" }));
-  g.append(s("text", { x: m.left + iw / 2, y: height - 4, "text-anchor": "middle", class: "axis-label", text: xLabel }));
+  g.append(s("text", { x: m.left + iw / 2, y: height - 4, "text-anchor": "middle", class: "axis-label",
+    text: xLabel }));
+  if (logY) g.append(s("text", { x: m.left + 4, y: m.top + ih - 4, class: "axis-label log-note", text: "log scale" }));
   if (yLabel) {
     g.append(s("text", { x: 12, y: m.top + ih / 2, "text-anchor": "middle", class: "axis-label",
       transform: `rotate(-90 12 ${m.top + ih / 2})`, text: yLabel }));
   }
-  for (const mk of markers) {
-    const mg = s("g", { class: "marker" });
+  const marks = placeMarkers(markers.filter((mk) => inView(mk.x)), X, [m.left, m.left + iw], labelWidth);
+  for (const mk of marks) {
+    const mg = s("g", { class: "marker", dataset: { x: String(mk.x) } });
     mg.append(s("line", { x1: X(mk.x), x2: X(mk.x), y1: m.top, y2: m.top + ih }));
-    if (mk.label) mg.append(s("text", { x: X(mk.x) + 4, y: m.top + 11, text: mk.label }));
+    // the flag above the plot: hovering it (it is outside the overlay) shows the details
+    mg.append(s("path", { class: "flag", d: `M${X(mk.x) - 4},${m.top - 9}h8l-4,7z` }));
+    if (mk.row !== null && mk.row !== undefined) {
+      mg.append(s("text", { x: mk.lx, y: m.top + 11 + mk.row * 13, "text-anchor": mk.anchor, text: mk.label }));
+    }
     mg.append(s("title", { text: mk.title || mk.label || "" }));
     g.append(mg);
   }
-  const dense = Math.max(...series.map((x) => x.points.length)) > 60;
-  for (const se of series) {
-    const sg = s("g", { class: "series", dataset: { series: se.id || se.name } });
-    let d = "", prev = null;
-    for (const [x, y] of se.points) {
-      if (y === null || y === undefined || !Number.isFinite(y)) { prev = null; continue; }
-      if (prev === null) d += `M${X(x).toFixed(1)},${Y(y).toFixed(1)}`;
-      else if (se.step) d += `H${X(x).toFixed(1)}V${Y(y).toFixed(1)}`;
-      else d += `L${X(x).toFixed(1)},${Y(y).toFixed(1)}`;
-      prev = [x, y];
+  const plot = s("g", { "clip-path": `url(#${clipId})` });
+  g.append(plot);
+  const visible = Math.max(0, ...drawn.map((x) => x.points.filter((p) => inView(p[0])).length));
+  const dense = visible > 60; // long runs: lines only, no dots
+  for (const se of drawn) {
+    const sg = s("g", { class: ["series", dense ? "dense" : ""], dataset: { series: se.id || se.name } });
+    if (smoothing && !se.step) sg.append(s("path", { d: pathOf(se.raw, X, Y, finite, false, x1), class: "raw", fill: "none",
+      stroke: se.color, "stroke-width": 1.2, "stroke-dasharray": se.dash ? "6 4" : null }));
+    sg.append(s("path", { d: pathOf(se.points, X, Y, finite, se.step, x1), class: "line", fill: "none", stroke: se.color,
+      "stroke-width": dense ? 1.6 : 2, "stroke-dasharray": se.dash ? "6 4" : null, "stroke-linejoin": "round" }));
+    if (!dense) {
+      se.points.forEach(([x, y], i) => {
+        if (!finite(y) || !inView(x)) return;
+        sg.append(s("circle", { cx: X(x).toFixed(1), cy: Y(y).toFixed(1), r: 3.2, fill: se.color,
+          class: "pt", dataset: { x: String(x), y: String(se.raw[i][1]) } }));
+      });
     }
-    if (se.step && prev && prev[0] < x1) d += `H${X(x1).toFixed(1)}`;
-    sg.append(s("path", { d, fill: "none", stroke: se.color, "stroke-width": 2,
-      "stroke-dasharray": se.dash ? "6 4" : null, "stroke-linejoin": "round" }));
-    for (const [x, y] of se.points) {
-      if (y === null || y === undefined || !Number.isFinite(y)) continue;
-      sg.append(s("circle", { cx: X(x).toFixed(1), cy: Y(y).toFixed(1), r: dense ? 1.5 : 3.2, fill: se.color,
-        class: "pt", dataset: { x: String(x), y: String(y) } }));
-    }
-    g.append(sg);
+    plot.append(sg);
   }
-  // hover: the values of every series at the nearest x
-  const allX = [...new Set(series.flatMap((x) => x.points.map((p) => p[0])))].sort((a, b) => a - b);
+  hover({ wrap, svg, drawn, marks, m, iw, ih, x0, x1, X, xLabel, xFormat, onZoom });
+  return wrap;
+}
+
+let clipSeq = 0;
+
+/** The SVG path of points (y values that are not finite skipped, the line joined across them). */
+function pathOf(points, X, Y, finite, step, xEnd) {
+  let d = "", prev = null;
+  for (const [x, y] of points) {
+    if (!finite(y) || typeof x !== "number") continue;
+    if (prev === null) d += `M${X(x).toFixed(1)},${Y(y).toFixed(1)}`;
+    else if (step) d += `H${X(x).toFixed(1)}V${Y(y).toFixed(1)}`;
+    else d += `L${X(x).toFixed(1)},${Y(y).toFixed(1)}`;
+    prev = [x, y];
+  }
+  if (step && prev && prev[0] < xEnd) d += `H${X(xEnd).toFixed(1)}`;
+  return d;
+}
+
+/** The point of `points` nearest to x (null when x is outside the series' own range). */
+function nearest(points, x) {
+  let best = null;
+  for (const p of points) {
+    if (typeof p[1] !== "number" || !Number.isFinite(p[1])) continue;
+    if (best === null || Math.abs(p[0] - x) < Math.abs(best[0] - x)) best = p;
+  }
+  if (!best) return null;
+  const xs = points.map((p) => p[0]);
+  const lo = Math.min(...xs), hi = Math.max(...xs);
+  const slack = xs.length > 1 ? (hi - lo) / (xs.length - 1) / 2 : 0.5;
+  return x < lo - slack || x > hi + slack ? { ended: x > hi ? hi : lo } : best;
+}
+
+/** The tooltip (every series at the cursor; a run that ended before says so) and the drag zoom. */
+function hover({ wrap, svg, drawn, marks, m, iw, ih, x0, x1, X, xLabel, xFormat, onZoom }) {
   const cross = s("line", { class: "crosshair", y1: m.top, y2: m.top + ih, visibility: "hidden" });
+  const brush = s("rect", { class: "brush", y: m.top, height: ih, width: 0, visibility: "hidden" });
   const tip = h("div", { class: "tooltip", hidden: true });
-  svg.append(cross);
+  svg.append(cross, brush);
   wrap.append(tip);
-  const overlay = s("rect", { x: m.left, y: m.top, width: iw, height: ih, class: "overlay" });
+  const overlay = s("rect", { x: m.left, y: m.top, width: iw, height: ih, class: ["overlay", onZoom ? "zoomable" : ""] });
   svg.append(overlay);
-  overlay.addEventListener("mousemove", (ev) => {
+  const toX = (ev) => {
     const pt = svg.createSVGPoint();
     pt.x = ev.clientX; pt.y = ev.clientY;
     const loc = pt.matrixTransform(svg.getScreenCTM().inverse());
-    const xv = x0 + ((loc.x - m.left) / iw) * (x1 - x0);
-    let best = allX[0];
-    for (const v of allX) if (Math.abs(v - xv) < Math.abs(best - xv)) best = v;
-    cross.setAttribute("x1", X(best)); cross.setAttribute("x2", X(best));
+    return Math.min(x1, Math.max(x0, x0 + ((loc.x - m.left) / iw) * (x1 - x0)));
+  };
+  let dragFrom = null;
+  overlay.addEventListener("mousemove", (ev) => {
+    const xv = toX(ev);
+    if (dragFrom !== null) {
+      brush.setAttribute("x", Math.min(X(dragFrom), X(xv)));
+      brush.setAttribute("width", Math.abs(X(xv) - X(dragFrom)));
+      brush.setAttribute("visibility", "visible");
+    }
+    const hits = drawn.map((se) => ({ se, p: nearest(se.points.filter((q) => q[0] >= x0 && q[0] <= x1), xv) }));
+    const at = hits.find((x) => x.p && !x.p.ended)?.p?.[0] ?? xv;
+    cross.setAttribute("x1", X(at)); cross.setAttribute("x2", X(at));
     cross.setAttribute("visibility", "visible");
-    put(tip, h("div", { class: "tip-title", text: `${xLabel} ${xFormat(best)}` }),
-      series.map((se) => {
-        const p = se.points.find((q) => q[0] === best);
-        return p ? h("div", {}, h("span", { class: "swatch", style: { background: se.color, borderColor: se.color } }),
-          `${se.name}: ${fmtNum(p[1])}`) : null;
-      }).filter(Boolean));
+    const mk = marks.find((k) => Math.abs(X(k.x) - X(at)) < 6);
+    put(tip, h("div", { class: "tip-title", text: `${xLabel} ${xFormat(at)}` }),
+      hits.map(({ se, p }) => (p ? h("div", {}, h("span", { class: "swatch", style: { background: se.color, borderColor: se.color } }),
+        p.ended !== undefined ? `${se.name}: — (ends at ${xFormat(p.ended)})` :
+          `${se.name}: ${fmtNum(p[1])}${se.points !== se.raw ? ` (raw ${fmtNum(se.raw.find((q) => q[0] === p[0])?.[1])})` : ""}`) : null)),
+      mk ? h("div", { class: "tip-marker", text: mk.title || mk.label }) : null);
     tip.hidden = false;
     const box = wrap.getBoundingClientRect();
     const left = ev.clientX - box.left + 14;
-    tip.style.left = `${Math.min(left, box.width - 180)}px`;
+    tip.style.left = `${Math.max(0, Math.min(left, box.width - 190))}px`;
     tip.style.top = `${ev.clientY - box.top + 10}px`;
   });
-  overlay.addEventListener("mouseleave", () => { tip.hidden = true; cross.setAttribute("visibility", "hidden"); });
-  return wrap;
+  overlay.addEventListener("mouseleave", () => {
+    tip.hidden = true; cross.setAttribute("visibility", "hidden");
+    dragFrom = null; brush.setAttribute("visibility", "hidden");
+  });
+  if (!onZoom) return;
+  overlay.addEventListener("mousedown", (ev) => { ev.preventDefault(); dragFrom = toX(ev); });
+  overlay.addEventListener("mouseup", (ev) => {
+    if (dragFrom === null) return;
+    const a = Math.min(dragFrom, toX(ev)), b = Math.max(dragFrom, toX(ev));
+    dragFrom = null;
+    brush.setAttribute("visibility", "hidden");
+    if (X(b) - X(a) >= 6) onZoom([a, b]);
+  });
+  overlay.addEventListener("dblclick", () => onZoom(null));
 }
 
 /** Points [{x, y, label, color}] with a numeric or categorical x. */

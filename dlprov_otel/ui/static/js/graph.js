@@ -3,7 +3,7 @@
 // and coordinates from an isotonic regression (nodes as close to their neighbours as their
 // order allows).
 
-import { s } from "./util.js";
+import { h, s } from "./util.js";
 
 let markerSeq = 0;
 const ctx = document.createElement("canvas").getContext("2d");
@@ -219,18 +219,86 @@ export function drawGraph(nodes, edges, { drawNode, edgeClass = () => "edge", di
 }
 
 /**
- * Scale a graph down to its box when that keeps it readable (at least `minScale`); a larger
- * graph keeps its size and scrolls. Called once the box is in the document.
+ * Fit, zoom and pan for a graph drawn by drawGraph inside `wrap` (called once `wrap` is in the
+ * document): buttons Fit, + and −, ctrl/⌘ + wheel (or a pinch) zooms at the pointer, dragging
+ * pans. The view is the SVG's viewBox; `svg.dataset.scale` holds the zoom (1: natural size).
  */
-export function fitGraph(wrap, minScale = 0.72) {
+export function panZoom(wrap, { maxHeight = 600, minScale = 0.6 } = {}) {
   const svg = wrap.querySelector("svg");
-  if (!svg) return;
-  const natural = Number(svg.getAttribute("width"));
-  const naturalH = Number(svg.getAttribute("height"));
-  const room = wrap.clientWidth - 14;
-  if (!natural || room <= 0 || natural <= room) return;
-  const scale = room / natural;
-  if (scale < minScale) return;
-  svg.setAttribute("width", String(Math.floor(room)));
-  svg.setAttribute("height", String(Math.floor(naturalH * scale)));
+  if (!svg) return null;
+  const W = Number(svg.getAttribute("width")), H = Number(svg.getAttribute("height"));
+  const room = Math.max(120, wrap.clientWidth - 2);
+  const fitScale = Math.min(1.5, room / W, maxHeight / H);
+  const shownH = Math.max(140, Math.min(maxHeight, Math.ceil(H * Math.max(fitScale, Math.min(1, minScale)))));
+  svg.setAttribute("width", "100%");
+  svg.setAttribute("height", String(shownH));
+  svg.setAttribute("preserveAspectRatio", "xMinYMin meet");
+  const view = { x: 0, y: 0, scale: 1 };
+  const size = () => ({ w: svg.clientWidth || room, h: shownH });
+  const apply = () => {
+    const { w, h: hh } = size();
+    svg.setAttribute("viewBox", `${view.x.toFixed(2)} ${view.y.toFixed(2)} ${(w / view.scale).toFixed(2)} ${(hh / view.scale).toFixed(2)}`);
+    svg.dataset.scale = view.scale.toFixed(4);
+  };
+  const fit = () => {
+    const { w, h: hh } = size();
+    view.scale = Math.min(1.5, w / W, hh / H);
+    view.x = -(w / view.scale - W) / 2;
+    view.y = -(hh / view.scale - H) / 2;
+    apply();
+  };
+  const zoomAt = (factor, px, py) => { // px, py: the point (in screen pixels from the SVG's corner) kept still
+    const next = Math.min(4, Math.max(0.1, view.scale * factor));
+    view.x += px / view.scale - px / next;
+    view.y += py / view.scale - py / next;
+    view.scale = next;
+    apply();
+  };
+  const centre = () => { const { w, h: hh } = size(); return [w / 2, hh / 2]; };
+  const tools = h("div", { class: "graph-tools" },
+    h("button", { class: "btn small", "data-zoom": "fit", title: "show the whole graph", text: "Fit", onclick: fit }),
+    h("button", { class: "btn small", "data-zoom": "in", title: "zoom in", text: "+", onclick: () => zoomAt(1.25, ...centre()) }),
+    h("button", { class: "btn small", "data-zoom": "out", title: "zoom out", text: "−", onclick: () => zoomAt(0.8, ...centre()) }));
+  wrap.classList.add("pannable");
+  wrap.prepend(tools);
+  svg.addEventListener("wheel", (ev) => {
+    if (!ev.ctrlKey && !ev.metaKey) return; // a plain wheel scrolls the page
+    ev.preventDefault();
+    const r = svg.getBoundingClientRect();
+    zoomAt(Math.exp(-ev.deltaY * 0.002), ev.clientX - r.left, ev.clientY - r.top);
+  }, { passive: false });
+  let drag = null;
+  svg.addEventListener("pointerdown", (ev) => {
+    if (ev.button !== 0) return;
+    drag = { id: ev.pointerId, x: ev.clientX, y: ev.clientY, vx: view.x, vy: view.y, moved: false };
+  });
+  svg.addEventListener("pointermove", (ev) => {
+    if (!drag || ev.pointerId !== drag.id) return;
+    const dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
+    if (!drag.moved) {
+      if (Math.abs(dx) + Math.abs(dy) < 4) return;
+      drag.moved = true; // a pan, not a click: keep the pointer until it is released
+      svg.setPointerCapture(ev.pointerId);
+      wrap.classList.add("panning");
+    }
+    view.x = drag.vx - dx / view.scale;
+    view.y = drag.vy - dy / view.scale;
+    apply();
+  });
+  const end = (ev) => {
+    if (!drag || ev.pointerId !== drag.id) return;
+    if (drag.moved) { // the click that ends a pan picks nothing
+      const swallow = (e) => e.stopPropagation();
+      svg.addEventListener("click", swallow, { capture: true, once: true });
+      setTimeout(() => svg.removeEventListener("click", swallow, { capture: true }), 0);
+    }
+    drag = null;
+    wrap.classList.remove("panning");
+  };
+  svg.addEventListener("pointerup", end);
+  svg.addEventListener("pointercancel", end);
+  // the start: the whole graph when it stays readable, else its left (or top) part at a readable size
+  if (fitScale >= minScale) fit();
+  else { view.scale = minScale; apply(); }
+  return { fit, zoomAt, view };
 }

@@ -1,10 +1,13 @@
 // Compare runs side by side: hyperparameters against final metrics (a table and a scatter
-// plot) and their per-epoch curves overlaid. Runs are named in the address: #/compare?run=A&run=B.
+// plot) and their per-epoch curves overlaid, aligned by epoch, by percent of each run (runs of
+// different lengths end together) or by wall time. Runs are named in the address: #/compare?run=A&run=B.
 
 import { api } from "../api.js";
 import { lineChart, PALETTE, scatterChart } from "../charts.js";
-import { cell, clear, executionHref, fmtDuration, fmtNum, fmtTime, h, NOT_METRICS, provenanceColumns, rowsOf, statusBadge }
-  from "../util.js";
+import { chartControls, chartOptions, newView } from "../chartview.js";
+import { alignX, metricGoal } from "../metrics.js";
+import { cell, clear, executionHref, fmtDuration, fmtNum, fmtTime, h, NOT_METRICS, parseTime, provenanceColumns, rowsOf,
+  statusBadge } from "../util.js";
 
 const SKIP_HP = new Set(["optimizer_config", "model_architecture", "learning_rate_schedule"]);
 
@@ -32,7 +35,6 @@ function summarize(doc) {
   return { hp, finals, epochs, set };
 }
 
-const better = (name) => (/loss|error|time/.test(name) ? "min" : /acc|f1|precision|recall|auc|score/.test(name) ? "max" : null);
 
 export async function render(main, { query, ctx }) {
   const runs = query.getAll("run");
@@ -70,6 +72,10 @@ export async function render(main, { query, ctx }) {
   }
   const color = new Map(runs.map((t, i) => [t, PALETTE[i % PALETTE.length]]));
   let xSel = null, ySel = null;
+  const view = newView(query.get("x") || "epoch");
+  const controls = chartControls(view, () => drawCurves(), ["epoch", "progress", "time"]);
+  const curvesBox = h("div");
+  let drawCurves = () => {};
   let sig = "";
   let docs = [];
 
@@ -85,7 +91,7 @@ export async function render(main, { query, ctx }) {
 
     // table
     const bestOf = (k) => {
-      const dir = better(k);
+      const dir = metricGoal(k);
       const vals = sums.map((x) => x.finals[k]).filter((v) => typeof v === "number");
       if (!dir || vals.length < 2) return null;
       return dir === "min" ? Math.min(...vals) : Math.max(...vals);
@@ -132,19 +138,28 @@ export async function render(main, { query, ctx }) {
     const metricNames = [...new Set(sums.flatMap((x) => (x.set ? x.set.columns.filter((c, i) => x.set.numeric[i] && !x.set.provenance[i] && !NOT_METRICS.has(c)) : [])))];
     const order = (m) => ["loss", "val_loss", "accuracy", "val_accuracy"].indexOf(m);
     metricNames.sort((a, b) => (order(a) < 0 ? 99 : order(a)) - (order(b) < 0 ? 99 : order(b)) || a.localeCompare(b));
-    const curves = metricNames.map((m) => h("div", { class: "chart-card", dataset: { compareMetric: m } }, h("h3", { text: m }),
-      lineChart({
-        xLabel: "epoch",
-        showLegend: false, // the run chips above name the colours
-        series: docs.map((d, i) => ({ id: d.tag, name: d.tag, color: color.get(d.tag),
-          points: sums[i].epochs.map((r, j) => [typeof r.epoch === "number" ? r.epoch : j, r[m] ?? null]) })),
-      })));
+    drawCurves = () => {
+      controls.sync();
+      const rows = sums.map((x) => x.epochs.map((r) => ({ ...r, _t: parseTime(r.emitted_at) })));
+      const xs = alignX(rows, view.x, docs.map((d) => parseTime(d.start_time)?.getTime()));
+      const options = chartOptions(view, drawCurves);
+      const curves = metricNames.map((m) => h("div", { class: "chart-card", dataset: { compareMetric: m } }, h("h3", { text: m }),
+        lineChart({
+          ...options,
+          showLegend: false, // the run chips above name the colours
+          series: docs.map((d, i) => ({ id: d.tag, name: d.tag, color: color.get(d.tag),
+            points: rows[i].map((r, j) => [xs[i][j], r[m] ?? null]).filter((p) => typeof p[0] === "number") })),
+        })));
+      curvesBox.replaceChildren(curves.length ? h("div", { class: "chart-grid" }, curves) :
+        h("p", { class: "empty-inline", text: "No per-epoch metrics in these runs." }));
+    };
+    drawCurves();
     content.append(h("div", { class: "two-col" },
       h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", { text: "Hyperparameter against metric" }),
         h("span", { class: "toolbar" }, xs, h("span", { class: "subtle", text: "→" }), ys)), scatterBox),
       h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", { text: "Final metrics" })), barBlock(docs, sums, finalKeys, color))),
-    h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", { text: "Curves overlaid" })),
-      curves.length ? h("div", { class: "chart-grid" }, curves) : h("p", { class: "empty-inline", text: "No per-epoch metrics in these runs." })));
+    h("section", { class: "card", id: "curves" }, h("div", { class: "card-head" }, h("h2", { text: "Curves overlaid" }), controls),
+      curvesBox));
   }
 
   content.append(h("p", { class: "loading", text: "Loading runs…" }));

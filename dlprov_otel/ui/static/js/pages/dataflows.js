@@ -2,7 +2,7 @@
 // output sets with typed attributes) drawn from the catalog tables.
 
 import { api, fetchFile } from "../api.js";
-import { drawGraph, fitGraph, textWidth } from "../graph.js";
+import { drawGraph, panZoom, textWidth } from "../graph.js";
 import { clear, executionHref, fmtTime, h, put, s, saveFile, statusBadge } from "../util.js";
 
 export async function renderList(main, { ctx }) {
@@ -128,7 +128,7 @@ export async function renderOne(main, { params, query, ctx }) {
           h("tr", {}, h("td", {}, statusBadge(e.status)), h("td", {}, h("a", { href: executionHref(e.tag), text: e.tag })),
             h("td", { class: "subtle", text: fmtTime(e.start_time) }))))) : h("p", { class: "empty-inline", text: "No runs of this dataflow yet." }))),
   );
-  fitGraph(graphWrap);
+  panZoom(graphWrap);
   const first = doc.sets.find((x) => x.tag === "itrainmodel") || doc.sets[0];
   if (first) pick(first);
   ctx.onLeave(() => {});

@@ -3,7 +3,8 @@
 
 import { api, fetchFile } from "../api.js";
 import { lineChart, PALETTE, TASK_PALETTE, timeline } from "../charts.js";
-import { drawGraph, fitGraph, textWidth } from "../graph.js";
+import { chartControls, chartOptions, newView } from "../chartview.js";
+import { drawGraph, panZoom, textWidth } from "../graph.js";
 import { cell, clear, fmtBytes, put, fmtDuration, fmtNum, fmtTime, h, hardwareText, NOT_METRICS, parseTime, provenanceColumns, rowsOf, s,
   saveFile, statusBadge } from "../util.js";
 
@@ -18,27 +19,45 @@ function section(title, ...extra) {
 }
 
 // --- metrics ---------------------------------------------------------------------------------
-function adaptationMarkers(doc) {
-  return rowsOf(doc.sets.oadaptation).filter((a) => typeof a.epoch === "number").map((a) => ({
-    x: a.epoch,
-    label: `lr → ${fmtNum(a.new_learning_rate)}`,
-    title: `adaptation ${a.adaptation_id || ""} at epoch ${fmtNum(a.epoch)}: ${fmtNum(a.old_learning_rate)} → ${fmtNum(a.new_learning_rate)}${a.trigger ? ` (${a.trigger})` : ""}`,
-  }));
+/** One marker per learning-rate change: repeats (one per rank) merged, "changes" to the same rate dropped. */
+function adaptationMarkers(doc, xOfRow) {
+  const seen = new Set();
+  const out = [];
+  for (const a of rowsOf(doc.sets.oadaptation)) {
+    if (typeof a.epoch !== "number" || a.new_learning_rate === a.old_learning_rate) continue;
+    const x = xOfRow(a);
+    const key = JSON.stringify([x, a.new_learning_rate]);
+    if (typeof x !== "number" || seen.has(key)) continue;
+    seen.add(key);
+    out.push({
+      x,
+      label: `lr → ${fmtNum(a.new_learning_rate)}`,
+      title: `learning rate ${fmtNum(a.old_learning_rate)} → ${fmtNum(a.new_learning_rate)} at epoch ${fmtNum(a.epoch)}` +
+        `${a.trigger ? ` (${a.trigger})` : ""}${a.adaptation_id ? `, ${a.adaptation_id}` : ""}`,
+    });
+  }
+  return out;
 }
 
-/** [{metric, title, series, step, markers}] for every metric of otrainmodel. */
-export function metricCharts(doc) {
+/** [{metric, title, series, step, markers}] for every metric of otrainmodel; x in epochs or wall time ("time"). */
+export function metricCharts(doc, mode = "epoch") {
   const set = doc.sets.otrainmodel;
   if (!set) return [];
   const rows = rowsOf(set);
   const numeric = new Set(set.columns.filter((c, i) => set.numeric[i]));
   const xKey = numeric.has("epoch") ? "epoch" : null;
+  const t0 = parseTime(doc.start_time)?.getTime();
+  const since = (r) => {
+    const t = parseTime(r.emitted_at);
+    return t && Number.isFinite(t0) ? (t.getTime() - t0) / 1000 : null;
+  };
+  const xOf = (r, i) => (mode === "time" ? since(r) : xKey ? r[xKey] : i);
   const ranks = [...new Set(rows.map((r) => r.rank ?? null))];
   const byRank = ranks.map((rk) => [rk, rows.filter((r) => (r.rank ?? null) === rk)]);
-  const points = (rs, key) => rs.map((r, i) => [xKey ? r[xKey] : i, r[key]]).filter((p) => typeof p[0] === "number");
+  const points = (rs, key) => rs.map((r, i) => [xOf(r, i), r[key]]).filter((p) => typeof p[0] === "number");
   const provenance = provenanceColumns(set);
   const metrics = [...numeric].filter((c) => !NOT_METRICS.has(c) && !provenance.has(c));
-  const markers = adaptationMarkers(doc);
+  const markers = adaptationMarkers(doc, (a) => (mode === "time" ? since(a) : a.epoch));
   const charts = [];
   const seriesFor = (key, color, dash) => byRank.map(([rk, rs], i) => ({
     id: ranks.length > 1 ? `${key}-r${rk}` : key,
@@ -68,11 +87,11 @@ export function metricCharts(doc) {
     const adapt = rowsOf(doc.sets.oadaptation).filter((a) => typeof a.epoch === "number").sort((a, b) => a.epoch - b.epoch);
     if (hp && typeof hp.learning_rate === "number" && rows.length) {
       const pts = rows.map((r, i) => {
-        const x = xKey ? r[xKey] : i;
+        const epoch = xKey ? r[xKey] : i;
         let lr = hp.learning_rate;
-        for (const a of adapt) if (a.epoch <= x && typeof a.new_learning_rate === "number") lr = a.new_learning_rate;
-        return [x, lr];
-      });
+        for (const a of adapt) if (a.epoch <= epoch && typeof a.new_learning_rate === "number") lr = a.new_learning_rate;
+        return [xOf(r, i), lr];
+      }).filter((p) => typeof p[0] === "number");
       lrSeries = [{ id: "learning_rate", name: "learning_rate", color: PALETTE[3], points: pts }];
     }
   }
@@ -141,11 +160,20 @@ function kv(entries) {
     h("tr", {}, h("th", { text: k }), h("td", {}, v instanceof Node ? v : cell(v, 90))))));
 }
 
-function dataTable(set, max = 200) {
+/** Provenance columns a person rarely reads: shown only with the toggle (rank: when it says nothing). */
+const INTERNAL = new Set(["producer_task_id", "consumer_task_id"]);
+
+export function shownColumns(set, all) {
+  return set.columns.map((c, i) => i).filter((i) => all || !(INTERNAL.has(set.columns[i])
+    || (set.columns[i] === "rank" && set.rows.every((r) => r[i] === null || r[i] === undefined))));
+}
+
+function dataTable(set, all = false, max = 200) {
   const rows = set.rows.slice(-max);
+  const cols = shownColumns(set, all);
   return h("div", { class: "table-wrap" }, h("table", { class: "grid-table compact" },
-    h("thead", {}, h("tr", {}, set.columns.map((c, i) => h("th", { class: set.numeric[i] ? "num" : "", text: c })))),
-    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((v, i) => h("td", { class: set.numeric[i] ? "num" : "" }, cell(v, 48))))))),
+    h("thead", {}, h("tr", {}, cols.map((i) => h("th", { class: set.numeric[i] ? "num" : "", text: set.columns[i] })))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, cols.map((i) => h("td", { class: set.numeric[i] ? "num" : "" }, cell(r[i], 48))))))),
   set.rows.length > max ? h("p", { class: "subtle small", text: `last ${max} of ${set.rows.length} rows${set.truncated ? " (more in the store)" : ""}` }) : null);
 }
 
@@ -174,7 +202,9 @@ export async function render(main, { params, ctx }) {
   const queryLink = h("a", { class: "btn small", text: "SQL" });
   const alertBox = h("div");
   const kpis = h("div", { class: "kpis" });
-  const charts = section("Training metrics", h("span", { class: "subtle small live-note" }));
+  const view = newView("epoch");
+  const controls = chartControls(view, () => drawCharts(true), ["epoch", "time"]);
+  const charts = section("Training metrics", h("span", { class: "subtle small live-note" }), controls);
   const hyper = section("Hyperparameters");
   const test = section("Test metrics");
   const system = section("Hardware and processes");
@@ -183,14 +213,20 @@ export async function render(main, { params, ctx }) {
   const lineage = section("Data lineage", h("span", { class: "legend small" },
     h("span", { class: "lg activity" }, "task"), h("span", { class: "lg entity" }, "data set"),
     h("span", { class: "subtle", text: "→ used / generated, dashed: depends on" })));
-  const dataSec = section("Data sets");
+  let showInternal = false;
+  const internalBox = h("input", { type: "checkbox", id: "show-internal", "aria-label": "show provenance columns" });
+  internalBox.addEventListener("change", () => { showInternal = internalBox.checked; update(); });
+  const dataSec = section("Data sets", h("label", { class: "ctl small" }, internalBox,
+    "provenance columns (producer_task_id, consumer_task_id, rank)"));
+  const models = section("Model files", h("span", { class: "subtle small",
+    text: "served from the path the run recorded, while its sha256 still matches" }));
   main.append(
     h("div", { class: "crumbs" }, h("a", { href: "#/", text: "← Executions" })),
     h("div", { class: "page-head run-head" }, h("div", { class: "grow" }, h("div", { class: "title-row" }, title, badge), meta),
       h("div", { class: "head-actions" }, downloads, queryLink)),
     alertBox, kpis, charts.el,
     h("div", { class: "two-col" }, hyper.el, h("div", {}, test.el, system.el)),
-    adapt.el, tasks.el, lineage.el, dataSec.el,
+    adapt.el, models.el, tasks.el, lineage.el, dataSec.el,
   );
   let dataTab = null;
   const sigs = {};
@@ -240,17 +276,7 @@ export async function render(main, { params, ctx }) {
         testRow && testRow.loss !== undefined ? h("div", { class: "kpi-sub", text: `loss ${fmtNum(testRow.loss)}` }) : null),
     );
     charts.el.querySelector(".live-note").textContent = running ? "updating live" : "";
-    const chartSpecs = metricCharts(doc);
-    if (changed("charts", chartSpecs)) {
-      clear(charts.body);
-      if (!chartSpecs.length) {
-        charts.body.append(h("p", { class: "empty-inline", text: running ? "Waiting for the first epoch…" :
-          "This execution recorded no per-epoch metrics (otrainmodel)." }));
-      } else {
-        charts.body.append(h("div", { class: "chart-grid" }, chartSpecs.map((c) => h("div", { class: "chart-card", dataset: { metric: c.metric } },
-          h("h3", { text: c.title }), lineChart({ series: c.series, markers: c.markers, xLabel: "epoch" })))));
-      }
-    }
+    drawCharts(false);
     if (changed("hyper", doc.sets.itrainmodel || null)) {
       const hpProvenance = provenanceColumns(doc.sets.itrainmodel);
       clear(hyper.body).append(Object.keys(hp).length ? kv(Object.entries(hp).filter(([k, v]) =>
@@ -274,7 +300,8 @@ export async function render(main, { params, ctx }) {
     }
     const adaptations = doc.sets.oadaptation;
     adapt.el.hidden = !adaptations;
-    if (adaptations && changed("adapt", adaptations)) clear(adapt.body).append(dataTable(adaptations));
+    if (adaptations && changed("adapt", [adaptations, showInternal])) clear(adapt.body).append(dataTable(adaptations, showInternal));
+    drawModels();
     if (changed("tasks", [doc.tasks, running ? doc.now : null])) {
       const order = doc.transformations.map((t) => t.tag);
       const origin = parseTime(doc.start_time) || parseTime(doc.tasks[0]?.start_time) || new Date();
@@ -293,13 +320,13 @@ export async function render(main, { params, ctx }) {
       if (doc.lineage.nodes.length) {
         const wrap = h("div", { class: "graph-wrap" }, lineageGraph(doc));
         clear(lineage.body).append(wrap);
-        fitGraph(wrap);
+        panZoom(wrap);
       } else {
         clear(lineage.body).append(h("p", { class: "empty-inline", text: "No data recorded yet." }));
       }
     }
     const setTags = Object.keys(doc.sets);
-    if (changed("data", [doc.sets, dataTab])) {
+    if (changed("data", [doc.sets, dataTab, showInternal])) {
       if (!dataTab || !setTags.includes(dataTab)) dataTab = setTags.includes("otrainmodel") ? "otrainmodel" : setTags[0];
       clear(dataSec.body);
       if (!setTags.length) dataSec.body.append(h("p", { class: "empty-inline", text: "No data recorded yet." }));
@@ -307,9 +334,52 @@ export async function render(main, { params, ctx }) {
         dataSec.body.append(h("div", { class: "tabs" }, setTags.map((t) => h("button", {
           class: ["tab", t === dataTab ? "active" : ""], text: `${t} (${doc.sets[t].rows.length})`,
           onclick: () => { dataTab = t; update(); },
-        }))), dataTable(doc.sets[dataTab]));
+        }))), dataTable(doc.sets[dataTab], showInternal));
       }
     }
+  }
+
+  function drawCharts(force) {
+    if (!doc) return;
+    const specs = metricCharts(doc, view.x);
+    if (!changed("charts", [specs, view.x]) && !force) return;
+    controls.sync();
+    clear(charts.body);
+    if (!specs.length) {
+      charts.body.append(h("p", { class: "empty-inline", text: doc.status === "RUNNING" ? "Waiting for the first epoch…" :
+        "This execution recorded no per-epoch metrics (otrainmodel)." }));
+      return;
+    }
+    const options = chartOptions(view, () => drawCharts(true));
+    charts.body.append(h("div", { class: "chart-grid" }, specs.map((c) => h("div", { class: "chart-card", dataset: { metric: c.metric } },
+      h("h3", { text: c.title }), lineChart({ series: c.series, markers: c.markers, ...options })))));
+  }
+
+  function drawModels() {
+    const rows = rowsOf(doc.sets.otrainedmodel);
+    models.el.hidden = !rows.length;
+    if (!rows.length || !changed("models", doc.sets.otrainedmodel)) return;
+    clear(models.body).append(h("div", { class: "table-wrap" }, h("table", { class: "grid-table compact models" },
+      h("thead", {}, h("tr", {}, ["model", "file", "epoch", "size", "sha256", ""].map((c) => h("th", { text: c })))),
+      h("tbody", {}, rows.map((r) => {
+        const digest = typeof r.sha256 === "string" && /^[0-9a-f]{64}$/i.test(r.sha256) ? r.sha256.toLowerCase() : null;
+        const path = api.modelPath(tag, digest || "");
+        return h("tr", { dataset: { sha256: digest || "" } },
+          h("td", { text: r.model_name ?? "—" }), h("td", { class: "mono small" }, cell(r.model_dir ?? null, 70)),
+          h("td", { class: "num", text: fmtNum(r.epoch) }), h("td", { class: "num", text: fmtBytes(r.size_bytes) }),
+          h("td", { class: "mono small", title: digest || "", text: digest ? `${digest.slice(0, 12)}…` : "not recorded" }),
+          h("td", {}, digest ? [h("a", { class: "btn small download-model", href: path, text: "Download",
+            onclick: async (ev) => {
+              ev.preventDefault();
+              try {
+                const { blob, name } = await fetchFile(path);
+                saveFile(name, blob);
+              } catch (err) {
+                put(alertBox, h("div", { class: "error-box", text: `Model ${r.model_dir}: ${err.message}` }));
+              }
+            } }), " ", h("a", { class: "btn small", href: `#/lineage?digest=${digest}`, text: "Lineage" })] :
+            h("span", { class: "subtle small", text: "no digest: not served" })));
+      })))));
   }
 
   main.append(h("p", { class: "loading", id: "exec-loading", text: "Loading…" }));

@@ -1,7 +1,9 @@
 // The list of executions: status (killed detected), start, duration, hardware,
-// hyperparameters and last metrics; filtering, sorting, picking runs to compare. Live.
+// hyperparameters and last metrics; filtering (words and expressions such as accuracy>0.9,
+// kept in the address), sorting (best first), picking runs to compare. Live.
 
 import { api } from "../api.js";
+import { matchFilter, metricGoal, parseFilter, unknownFields } from "../metrics.js";
 import { clear, executionHref, put, fmtAgo, fmtDuration, fmtNum, fmtTime, h, hardwareText, parseTime, statusBadge }
   from "../util.js";
 
@@ -20,16 +22,25 @@ function hyperText(hp) {
 
 const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
+/** A run's fields for the filter: hyperparameters, last-epoch metrics, test.<metric>, and its record. */
+export function runFields(e) {
+  const out = { ...e.hyperparameters, ...e.metrics };
+  for (const [k, v] of Object.entries(e.test || {})) out[`test.${k}`] = v;
+  Object.assign(out, { status: e.status.toLowerCase(), tag: e.tag, dataflow: e.dataflow, epochs: e.epochs,
+    duration: e.duration_s, scientist: e.scientist, host: e.hardware?.host_name });
+  return out;
+}
+
 const COLUMNS = [
   { key: "status", label: "Status", sort: (e) => e.status },
   { key: "tag", label: "Execution", sort: (e) => e.tag },
   { key: "start", label: "Started", sort: (e) => e.start_time || "" },
   { key: "duration", label: "Duration", sort: (e) => e.duration_s ?? -1, num: true },
   { key: "epochs", label: "Epochs", sort: (e) => e.epochs, num: true },
-  { key: "loss", label: "Loss", sort: (e) => num(e.metrics.loss), num: true },
-  { key: "acc", label: "Accuracy", sort: (e) => num(e.metrics.accuracy), num: true },
-  { key: "vacc", label: "Val. acc.", sort: (e) => num(e.metrics.val_accuracy), num: true },
-  { key: "tacc", label: "Test acc.", sort: (e) => num(e.test.accuracy), num: true },
+  { key: "loss", label: "Loss", sort: (e) => num(e.metrics.loss), num: true, goal: metricGoal("loss") },
+  { key: "acc", label: "Accuracy", sort: (e) => num(e.metrics.accuracy), num: true, goal: metricGoal("accuracy") },
+  { key: "vacc", label: "Val. acc.", sort: (e) => num(e.metrics.val_accuracy), num: true, goal: metricGoal("val_accuracy") },
+  { key: "tacc", label: "Test acc.", sort: (e) => num(e.test.accuracy), num: true, goal: metricGoal("test accuracy") },
   { key: "hp", label: "Hyperparameters", sort: (e) => hyperText(e.hyperparameters) },
   { key: "hw", label: "Hardware", sort: (e) => hardwareText(e.hardware) },
 ];
@@ -39,8 +50,8 @@ export async function render(main, { query, ctx }) {
     filter: query.get("q") || "",
     status: query.get("status") || "",
     dataflow: query.get("dataflow") || "",
-    sortKey: "start",
-    sortDir: -1,
+    sortKey: (query.get("sort") || "-start").replace(/^-/, ""),
+    sortDir: (query.get("sort") || "-start").startsWith("-") ? -1 : 1,
     selected: new Set(),
     doc: null,
   };
@@ -48,14 +59,28 @@ export async function render(main, { query, ctx }) {
   const compareBtn = h("button", { class: "btn primary", disabled: true, text: "Compare selected", onclick: () => {
     location.hash = `#/compare?${[...state.selected].map((t) => `run=${encodeURIComponent(t)}`).join("&")}`;
   } });
-  const search = h("input", { type: "search", placeholder: "Filter: tag, dataflow, host, optimizer…", value: state.filter,
-    class: "search", "aria-label": "filter executions" });
-  search.addEventListener("input", () => { state.filter = search.value; draw(); });
+  const search = h("input", { type: "search", placeholder: "Filter: words, accuracy>0.9, lr<0.01, test.accuracy>=0.8…",
+    value: state.filter, class: "search", "aria-label": "filter executions",
+    title: "Words match the tag, dataflow, host, optimizer…; name<value, >, <=, >=, = , != and ~ (contains) compare " +
+      "a hyperparameter (lr = learning_rate), a last-epoch metric (accuracy, val_loss), a test metric (test.accuracy), " +
+      "epochs, duration (s) or status" });
+  const hint = h("div", { class: "filter-hint subtle small", id: "filter-hint" });
+  search.addEventListener("input", () => { state.filter = search.value; remember(); draw(); });
   const statusSel = h("select", { "aria-label": "status" }, h("option", { value: "", text: "All statuses" }),
     STATUSES.map((st) => h("option", { value: st, text: st, selected: st === state.status })));
-  statusSel.addEventListener("change", () => { state.status = statusSel.value; draw(); });
+  statusSel.addEventListener("change", () => { state.status = statusSel.value; remember(); draw(); });
   const flowSel = h("select", { "aria-label": "dataflow" }, h("option", { value: "", text: "All dataflows" }));
-  flowSel.addEventListener("change", () => { state.dataflow = flowSel.value; draw(); });
+  flowSel.addEventListener("change", () => { state.dataflow = flowSel.value; remember(); draw(); });
+  /** The filter lives in the address (#/?q=...&status=...): a reload or a shared link keeps it. */
+  function remember() {
+    const qs = new URLSearchParams();
+    if (state.filter) qs.set("q", state.filter);
+    if (state.status) qs.set("status", state.status);
+    if (state.dataflow) qs.set("dataflow", state.dataflow);
+    if (state.sortKey !== "start" || state.sortDir !== -1) qs.set("sort", `${state.sortDir > 0 ? "" : "-"}${state.sortKey}`);
+    const text = qs.toString();
+    history.replaceState(null, "", `${location.pathname}${location.search}#/${text ? `?${text}` : ""}`);
+  }
   const head = h("thead");
   const body = h("tbody");
   const table = h("table", { class: "grid-table executions" }, head, body);
@@ -63,7 +88,7 @@ export async function render(main, { query, ctx }) {
   main.append(
     h("div", { class: "page-head" }, h("div", {}, h("h1", { text: "Executions" }), count),
       h("div", { class: "toolbar" }, search, statusSel, flowSel, compareBtn)),
-    content,
+    hint, content,
   );
 
   function drawHead() {
@@ -72,20 +97,20 @@ export async function render(main, { query, ctx }) {
         class: [c.num ? "num" : "", "sortable", state.sortKey === c.key ? (state.sortDir > 0 ? "asc" : "desc") : ""],
         onclick: () => {
           if (state.sortKey === c.key) state.sortDir = -state.sortDir;
-          else { state.sortKey = c.key; state.sortDir = c.num || c.key === "start" ? -1 : 1; }
+          else { state.sortKey = c.key; state.sortDir = c.goal === "min" ? 1 : c.num || c.key === "start" ? -1 : 1; }
+          remember();
           draw();
         },
         text: c.label,
       }))));
   }
 
-  function matches(e) {
+  function matches(e, parsed) {
     if (state.status && e.status.toLowerCase() !== state.status) return false;
     if (state.dataflow && e.dataflow !== state.dataflow) return false;
-    if (!state.filter) return true;
-    const hay = [e.tag, e.dataflow, e.scientist, e.service, hardwareText(e.hardware), hyperText(e.hyperparameters)]
-      .join(" ").toLowerCase();
-    return state.filter.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w));
+    if (!parsed.terms.length) return true;
+    const hay = [e.tag, e.dataflow, e.scientist, e.service, hardwareText(e.hardware), hyperText(e.hyperparameters)].join(" ");
+    return matchFilter(parsed, runFields(e), hay);
   }
 
   function row(e) {
@@ -151,7 +176,11 @@ export async function render(main, { query, ctx }) {
       return;
     }
     const col = COLUMNS.find((c) => c.key === state.sortKey) || COLUMNS[2];
-    const shown = all.filter(matches).sort((a, b) => {
+    const parsed = parseFilter(state.filter);
+    const unknown = unknownFields(parsed, all.map(runFields));
+    hint.textContent = unknown.length ? `No run has ${unknown.map((k) => `“${k}”`).join(", ")}: ` +
+      "names are hyperparameters (lr, batch_size…), last-epoch metrics (accuracy, val_loss…), test.<metric>, epochs, duration, status." : "";
+    const shown = all.filter((e) => matches(e, parsed)).sort((a, b) => {
       const x = col.sort(a), y = col.sort(b);
       if (x === y) return 0;
       if (x === null || x === undefined) return 1;
