@@ -17,6 +17,7 @@ KIND_EXECUTION_START = "execution.start"  # short marker: the run exists and is 
 KIND_TASK = "task"  # one task of a transformation: ends with the task
 KIND_TASK_STATE = "task.state"  # short marker: a task changed state (RUNNING) while running
 KIND_DATASET = "dataset"  # one emission of a dataset: ends at once
+KIND_RECIPE = "recipe"  # part of the recipe of a run (code, environment, seeds): ends at once
 
 # --- dataflow ------------------------------------------------------------------------------
 DATAFLOW_TAG = "dlprov.dataflow.tag"
@@ -41,6 +42,12 @@ OS_DESCRIPTION = "os.description"
 PROCESS_PID = "process.pid"
 PROCESS_RUNTIME_VERSION = "process.runtime.version"
 SERVICE_NAME = "service.name"
+
+# --- recipe of a run (dlprov_otel/recipe.py): parallel lists, one entry per name ------------
+RECIPE_PHASE = "dlprov.recipe.phase"  # start, environment or end
+RECIPE_NAMES = "dlprov.recipe.names"
+RECIPE_VALUES = "dlprov.recipe.values"
+RECIPE_DIGESTS = "dlprov.recipe.digests"  # sha256, or "" where the entry has none
 
 # --- distributed runs ----------------------------------------------------------------------
 RANK = "dlprov.rank"

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Link, Span, Status, StatusCode
 
-from . import hardware, ranks, semconv, signals
+from . import hardware, ranks, recipe, semconv, signals
 from .config import env_float
 from .errors import SpecError
 from .model import Dataflow, normalize_tag
@@ -49,6 +49,8 @@ _UNLIMITED = SpanLimits(
 
 _state: Telemetry | None = None
 _state_lock = threading.RLock()
+if recipe.enabled():
+    recipe.install_seed_hooks()  # at import: scripts seed before their first execution starts
 
 
 def configure(
@@ -264,6 +266,7 @@ class Execution:
         self.context: otel_context.Context | None = None
         self.status = semconv.RUNNING
         self._lock = threading.Lock()
+        self.recipe: recipe.RecipeRecorder | None = None
 
     def attributes(self) -> dict[str, Any]:
         return {
@@ -298,6 +301,7 @@ class Execution:
                 },
             )
             marker.end()
+            self.recipe = _record_recipe(self)
             return self
 
     def end(self, status: str | None = None, error: BaseException | str | None = None) -> None:
@@ -312,6 +316,8 @@ class Execution:
         with self._lock:
             if self.span is None or not self.span.is_recording():
                 return
+            if self.recipe is not None:
+                self.recipe.end()  # packages imported and seeds set since the start
             self.status = status or (semconv.FAILED if error else semconv.FINISHED)
             self.span.set_attribute(semconv.EXECUTION_STATUS, self.status)
             if error is not None:
@@ -327,6 +333,29 @@ class Execution:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.end(error=exc)
+
+
+def _record_recipe(ex: Execution) -> recipe.RecipeRecorder | None:
+    """Start recording the recipe of ``ex`` (code, environment, seeds) as ``recipe`` spans."""
+    if not recipe.enabled():
+        return None
+
+    def emit(entries: list[recipe.Entry], phase: str) -> None:
+        # From the recipe's thread too, while shutdown() may hold the state lock and wait for
+        # it: no lock taken here, and never a new pipeline configured from here.
+        attrs = {**recipe.attributes(entries, phase), **ex.attributes()}
+        if _provider_tracer is not None:
+            _provider_tracer.start_span("execution.recipe", context=ex.context, attributes=attrs).end()
+        elif (state := _state) is not None:
+            state.recorder.emit(trace.get_current_span(ex.context).get_span_context(), "execution.recipe", attrs)
+
+    try:
+        rec = recipe.RecipeRecorder(emit)
+        rec.start()
+        return rec
+    except Exception:  # the recipe never breaks training
+        logger.debug("DLProv: recording the recipe of %s failed", ex.tag, exc_info=True)
+        return None
 
 
 _executions: dict[str, Execution] = {}

@@ -33,6 +33,7 @@ EXECUTION_PROCESS = "execution_process"
 TASK = "task"
 TASK_DEPENDENCY = "task_dependency"
 SPAN_LOG = "span_log"
+EXECUTION_RECIPE = "execution_recipe"
 
 # In the connection's default schema. No PRIMARY KEY clauses: monetdbe cannot bulk-append to
 # keyed tables; the store keeps keys unique itself (merge on write, idempotent on trace and
@@ -73,6 +74,11 @@ CATALOG: dict[str, str] = {
         depends_on_task_id STRING NOT NULL, depends_on_dt_tag STRING)""",
     SPAN_LOG: """(
         trace_id STRING NOT NULL, span_id STRING NOT NULL, kind STRING, received_at TIMESTAMP)""",
+    # the recipe of a run (dlprov_otel/recipe.py): one row per name and emission; the latest
+    # emission of a name (per rank) is its value. Digests are sha256 in hex.
+    EXECUTION_RECIPE: """(
+        execution_tag STRING NOT NULL, rank INT, name STRING NOT NULL, value STRING, digest STRING,
+        phase STRING, recorded_at TIMESTAMP, trace_id STRING, span_id STRING)""",
 }
 
 # --- set relations: one table per set, in a schema named after the dataflow ------------------

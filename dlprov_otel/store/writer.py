@@ -19,6 +19,7 @@ from ..model import AttributeType, DataflowSpec
 from ..records import SpanRecord
 from . import schema as S
 from .backends import Backend
+from .recipes import recipe_columns
 from .rows import (
     FINAL,
     IN_CHUNK,
@@ -90,6 +91,8 @@ class Writer:
         self._executions(by_kind.get(semconv.KIND_EXECUTION_START, []) + by_kind.get(semconv.KIND_EXECUTION, []))
         self._tasks(by_kind.get(semconv.KIND_TASK_STATE, []) + by_kind.get(semconv.KIND_TASK, []))
         self._datasets(by_kind.get(semconv.KIND_DATASET, []))
+        if recipes := by_kind.get(semconv.KIND_RECIPE):
+            self._append(self.schema, S.EXECUTION_RECIPE, *recipe_columns(recipes))
         now = utc_now()
         self._append(
             self.schema,
