@@ -22,7 +22,10 @@ from .errors import QueryError, StoreError
 
 logger = logging.getLogger(__name__)
 
-EXECUTION_COLUMNS = ["tag", "dataflow_tag", "status", "start_time", "end_time", "scientist", "tasks"]
+EXECUTION_COLUMNS = [  # readmodel.EXECUTION_LIST_COLUMNS (not imported: the client needs no store)
+    "tag", "name", "dataflow_tag", "status", "start_time", "end_time", "duration_s", "scientist", "tasks", "epochs",
+    "elements",
+]
 _RETRYABLE = (429, 502, 503, 504)
 
 
@@ -94,16 +97,26 @@ def query(endpoint: str, sql: str, token: str | None = None, timeout: float = 30
     """Run read-only SQL (statements separated by ``;``, one session) on a collector.
 
     Returns (columns, rows) of the last statement that returned rows; datetimes come as ISO
-    strings and NaN as None.
+    strings and NaN as None. :func:`query_result` also says whether the row cap cut it.
     """
+    columns, rows, _ = query_result(endpoint, sql, token, timeout)
+    return columns, rows
+
+
+def query_result(
+    endpoint: str, sql: str, token: str | None = None, timeout: float = 300.0
+) -> tuple[list[str], list[tuple], int | None]:
+    """:func:`query`, plus the collector's row cap when it left rows out (else None)."""
     doc = _json_call("POST", base_url(endpoint) + "/v1/sql", {"sql": sql}, token, timeout)
-    return list(doc.get("columns") or []), [tuple(r) for r in doc.get("rows") or []]
+    cut = int(doc.get("max_rows") or len(doc.get("rows") or [])) if doc.get("truncated") else None
+    return list(doc.get("columns") or []), [tuple(r) for r in doc.get("rows") or []], cut
 
 
 def executions(endpoint: str, token: str | None = None, timeout: float = 60.0) -> tuple[list[str], list[tuple]]:
     """The runs a collector stores, as (columns, rows) like ``Store.executions()``."""
     items = _json_call("GET", base_url(endpoint) + "/v1/executions", None, token, timeout)
-    columns = list(items[0]) if items else list(EXECUTION_COLUMNS)
+    columns = [c for c in EXECUTION_COLUMNS if not items or c in items[0]]
+    columns += [c for c in (items[0] if items else {}) if c not in columns]
     return columns, [tuple(item.get(c) for c in columns) for item in items]
 
 
@@ -179,4 +192,4 @@ def replay_spool(
     return files, spans
 
 
-__all__ = ["base_url", "executions", "health", "query", "replay_spool", "send_otlp"]
+__all__ = ["base_url", "executions", "health", "query", "query_result", "replay_spool", "send_otlp"]

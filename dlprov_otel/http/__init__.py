@@ -17,12 +17,14 @@ from .guard import TokenCheck, Unauthorized, is_loopback, json_api
 from .query import QueryApp
 from .routes import App, HTTPError, Request, Response, Route, json_response, jsonable
 from .server import make_server, serve_forever, stop
-from .stores import SharedStore
+from .stores import QueryLimits, QueryTimeout, SharedStore
 
 __all__ = [
     "App",
     "HTTPError",
     "QueryApp",
+    "QueryLimits",
+    "QueryTimeout",
     "Request",
     "Response",
     "Route",

@@ -1,8 +1,10 @@
 """The read-only query API over a store, mounted by the collector and by ``dlprov ui``.
 
 - ``POST /v1/sql`` (``{"sql": "SET SCHEMA \\"mnist\\"; SELECT ..."}``): read-only SQL (see
-  :mod:`dlprov_otel.http.sqlguard`), run in one session and rolled back; ``{"columns", "rows"}``.
-- ``GET /v1/executions``: the runs, one JSON object each.
+  :mod:`dlprov_otel.http.sqlguard`), run in one session and rolled back, on a connection of its
+  own (never holding ingest) within :class:`~.stores.QueryLimits`; ``{"columns", "rows",
+  "truncated"}`` (``truncated``: the row cap left rows out).
+- ``GET /v1/executions``: the runs, one JSON object each (on the query connection too).
 - ``GET /health`` (and ``/healthz``): 200 while the store answers, else 503; no token needed.
 """
 
@@ -18,7 +20,7 @@ from dlprov_otel.store import readmodel
 from .guard import RETRY_AFTER_STORE, TokenCheck, Unauthorized, json_api
 from .routes import HTTPError, Request, Response, Route, json_response, jsonable
 from .sqlguard import check_read_only
-from .stores import SharedStore
+from .stores import QueryLimits, SharedStore
 
 MAX_SQL_BODY = 1024 * 1024
 
@@ -26,10 +28,17 @@ MAX_SQL_BODY = 1024 * 1024
 class QueryApp:
     """``/v1/sql``, ``/v1/executions`` and ``/health`` for ``stores``; ``details`` adds to the health document."""
 
-    def __init__(self, stores: SharedStore, auth: TokenCheck, details: Callable[[], dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        stores: SharedStore,
+        auth: TokenCheck,
+        details: Callable[[], dict[str, Any]] | None = None,
+        limits: QueryLimits | None = None,
+    ):
         self.stores = stores
         self.auth = auth
         self.details = details
+        self.limits = limits or QueryLimits()
 
     def routes(self) -> Sequence[Route]:
         return [
@@ -49,12 +58,18 @@ class QueryApp:
         if not isinstance(sql, str):
             raise HTTPError(400, 'send a JSON object {"sql": "SELECT ..."}')
         statements = check_read_only(sql)
-        result = self.stores.get().run_script(statements, read_only=True)
+        result = self.stores.read(statements, self.limits)
         rows = [[jsonable(v) for v in row] for row in result.rows]
-        return json_response(200, {"columns": result.columns, "rows": rows})
+        doc: dict[str, Any] = {"columns": result.columns, "rows": rows, "truncated": result.truncated}
+        if result.truncated:
+            doc["max_rows"] = self.limits.max_rows
+        return json_response(200, doc)
 
     def executions(self, request: Request) -> Response:
-        runs = readmodel.execution_summaries(self.stores.get())
+        reader = self.stores.reader()
+        with reader.lock:
+            reader.backend.rollback()  # a fresh snapshot
+            runs = readmodel.execution_summaries(reader)
         return json_response(200, [jsonable(run.as_dict()) for run in runs])
 
     def health(self, request: Request) -> Response:

@@ -73,6 +73,19 @@ def describe(url: str) -> str:
     return url
 
 
+def require_existing(url: str | os.PathLike[str] | None) -> str:
+    """The normalized URL of a store that exists; a command that only reads calls this first,
+    so that a mistyped path is one line of error instead of a new, empty store."""
+    key = normalize_url(url)
+    if key.startswith("monetdbe:") and key != "monetdbe::memory:":
+        path = Path(key[len("monetdbe:") :])
+        if not (path / "bat").is_dir():
+            given = "" if url is not None else f" (the default: $DLPROV_STORE or {DEFAULT_STORE})"
+            what = "is not a DLProv store" if path.exists() else "does not exist"
+            raise StoreError(f"no store at {path}{given}: it {what}; give --store with the path a run recorded into")
+    return key
+
+
 def open_store(url: str | os.PathLike[str] | None = None) -> Store:
     """Open (or share the already open) store named by ``url``."""
     key = normalize_url(url)
@@ -141,6 +154,23 @@ class PendingStore:
             self._store = None
 
 
+def open_reader(url: str | os.PathLike[str] | None) -> Store:
+    """A connection of its own to a store, for queries that must not wait for ingest.
+
+    On a server it is another session; embedded, a second connection of this process to the
+    database its writer has open (open that first). Close it with ``Store.close()``. An
+    in-memory store has one connection only: :class:`StoreError`.
+    """
+    key = normalize_url(url)
+    if key == "monetdbe::memory:":
+        raise StoreError("an in-memory store has a single connection")
+    if key.startswith("monetdbe:"):
+        from .backends import EmbeddedBackend
+
+        return Store(EmbeddedBackend(key[len("monetdbe:") :], shared=True), describe(key), create=False)
+    return Store(_backend(key), describe(key), create=False)
+
+
 def release(store: Store) -> None:
     """Drop one reference; the last one closes the connection."""
     with _lock:
@@ -169,4 +199,14 @@ def _backend(key: str):
     )
 
 
-__all__ = ["DEFAULT_STORE", "PendingStore", "Result", "Store", "default_store_url", "normalize_url", "open_store"]
+__all__ = [
+    "DEFAULT_STORE",
+    "PendingStore",
+    "Result",
+    "Store",
+    "default_store_url",
+    "normalize_url",
+    "open_reader",
+    "open_store",
+    "require_existing",
+]

@@ -12,7 +12,9 @@ never rejects the data; anything else is about the data or the statement.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
+import math
 import os
 import queue
 import re
@@ -54,6 +56,15 @@ class Backend:
     ) -> None:
         raise NotImplementedError
 
+    def fetch_limited(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple], bool]:
+        """:meth:`fetch` of at most ``max_rows`` rows; the flag says whether rows were left out."""
+        raise NotImplementedError
+
+    def set_query_timeout(self, seconds: float) -> None:
+        """Abort this connection's statements after ``seconds`` (0: never). MonetDB checks the
+        time between the steps of a query plan, so one long step can run past it."""
+        self.execute(f"CALL sys.setquerytimeout({max(0, math.ceil(seconds))})")
+
     def commit(self) -> None:
         raise NotImplementedError
 
@@ -78,11 +89,14 @@ class EmbeddedBackend(Backend):
     """Embedded MonetDB in this process (one process per database directory).
 
     monetdbe binds its SQL session to the thread that uses it, so every call runs on one
-    dedicated thread, whichever thread asks.
+    dedicated thread, whichever thread asks. ``shared``: a second connection of this process
+    to a database it already has open (for queries beside ingest); MonetDB's lock file is then
+    left alone (probing it from the owning process would release the lock).
     """
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, shared: bool = False) -> None:
         self.lock = threading.RLock()
+        self.shared = shared
         # Not a ThreadPoolExecutor: those refuse work once the interpreter starts exiting,
         # exactly when the last spans are flushed.
         self._calls: queue.SimpleQueue[tuple[Any, tuple[Any, ...], list[Any], threading.Event] | None] = (
@@ -135,7 +149,7 @@ class EmbeddedBackend(Backend):
             Path(path).mkdir(parents=True, exist_ok=True)
             # Probe MonetDB's lock file ourselves: a failed monetdbe start leaves the process
             # unable to open any other database directory.
-            if _held_by_another_process(Path(path) / ".gdk_lock"):
+            if not self.shared and _held_by_another_process(Path(path) / ".gdk_lock"):
                 raise StoreLockedError(_locked_message(path))
         try:
             self.con = monetdbe.connect(path or ":memory:", autocommit=False)
@@ -170,6 +184,21 @@ class EmbeddedBackend(Backend):
         # monetdbe hands a NULL double back as NaN; the store never holds NaN (NaN is stored
         # as NULL), so NaN here always means NULL
         return cols, [tuple(None if type(v) is float and v != v else v for v in r) for r in self.cur.fetchall()]
+
+    def fetch_limited(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple], bool]:
+        return self._on_thread(self._fetch_limited, sql, max_rows)
+
+    def _fetch_limited(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple], bool]:
+        self.cur.execute(sql)
+        if self.cur.description is None:
+            return [], [], False
+        cols = [d[0] for d in self.cur.description]
+        # rows are converted one by one: only max_rows + 1 of them become Python objects
+        # (a fresh iterator: monetdbe's fetchmany keeps the previous result's one)
+        rows = list(itertools.islice(iter(self.cur), max_rows + 1))
+        return cols, [tuple(None if type(v) is float and v != v else v for v in r) for r in rows[:max_rows]], (
+            len(rows) > max_rows
+        )
 
     def append(
         self, schema: str, table: str, columns: list[tuple[str, str]], data: dict[str, list[Any]], n: int
@@ -435,6 +464,22 @@ class ServerBackend(Backend):
             return [], []
         cols = [d[0] for d in self.cur.description]
         return cols, [tuple(r) for r in self.cur.fetchall()]
+
+    def fetch_limited(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple], bool]:
+        return self._call(self._fetch_limited, sql, max_rows)
+
+    def _fetch_limited(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple], bool]:
+        # the server sends rows in blocks of arraysize: only what the cap needs crosses the wire
+        self.cur.arraysize = min(max_rows + 1, 10_000)
+        try:
+            self._execute(sql, None)
+            if self.cur.description is None:
+                return [], [], False
+            cols = [d[0] for d in self.cur.description]
+            rows = self.cur.fetchmany(max_rows + 1)
+        finally:
+            self.cur.arraysize = 10_000
+        return cols, [tuple(r) for r in rows[:max_rows]], len(rows) > max_rows
 
     def append(
         self, schema: str, table: str, columns: list[tuple[str, str]], data: dict[str, list[Any]], n: int

@@ -29,6 +29,7 @@ class Result:
 
     columns: list[str]
     rows: list[tuple]
+    truncated: bool = False  # rows were left out (a row cap)
 
     def as_dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, r, strict=False)) for r in self.rows]
@@ -38,10 +39,13 @@ class Store:
     """A MonetDB provenance store (embedded or server) named by ``url``.
 
     ``on_close`` is called by :meth:`close` (the registry of open stores counts references);
-    without one, closing closes the connection.
+    without one, closing closes the connection. ``create=False``: the catalog exists already
+    (a second connection, for queries).
     """
 
-    def __init__(self, backend: Backend, url: str, on_close: Callable[[Store], None] | None = None) -> None:
+    def __init__(
+        self, backend: Backend, url: str, on_close: Callable[[Store], None] | None = None, create: bool = True
+    ) -> None:
         self.backend = backend
         self.url = url
         self.lock = backend.lock
@@ -49,9 +53,10 @@ class Store:
         self._writer = Writer(backend, self.schema)
         self._on_close = on_close
         self._refs = 0
-        with self.lock:
-            self._writer.create_catalog()
-            backend.commit()
+        if create:
+            with self.lock:
+                self._writer.create_catalog()
+                backend.commit()
 
     # -- naming -----------------------------------------------------------------------------
     def cat(self, table: str) -> str:
@@ -116,18 +121,31 @@ class Store:
         res = self.query(sql, params)
         return res.columns, res.rows
 
-    def run_script(self, statements: Sequence[str], *, read_only: bool = False) -> Result:
+    def run_script(
+        self,
+        statements: Sequence[str],
+        *,
+        read_only: bool = False,
+        max_rows: int | None = None,
+        results: list[Result] | None = None,
+    ) -> Result:
         """Run statements in one session and return the last result (``SET SCHEMA`` carries).
 
         ``read_only`` rolls the session back instead of committing: nothing it wrote stays.
+        ``max_rows`` keeps at most that many rows of a result (``Result.truncated`` then says so).
         """
         with self.lock:
             result = Result([], [])
             try:
                 for stmt in statements:
-                    cols, rows = self.backend.fetch(stmt)
+                    if max_rows is None:
+                        cols, rows, cut = *self.backend.fetch(stmt), False
+                    else:
+                        cols, rows, cut = self.backend.fetch_limited(stmt, max_rows)
                     if cols:
-                        result = Result(cols, rows)
+                        result = Result(cols, rows, cut)
+                        if results is not None:  # every result, in order (``dlprov sql``)
+                            results.append(result)
                 if read_only:
                     self.backend.rollback()
                 else:

@@ -35,7 +35,7 @@ def make_http_server(collector: Collector, host: str, port: int) -> ThreadingHTT
     """The HTTP front end bound to ``host:port`` (not yet serving): ingest, queries and the dashboard."""
     apps = [
         OTLPHTTPApp(collector),
-        QueryApp(collector.stores, collector.auth, collector.stats),
+        QueryApp(collector.stores, collector.auth, collector.stats, collector.settings.query_limits),
         DashboardApp(collector.stores, collector.auth),
     ]
     return make_server(apps, host, port, "dlprov-collector")

@@ -6,6 +6,8 @@ import argparse
 import os
 from dataclasses import dataclass
 
+from dlprov_otel.http.stores import DEFAULT_QUERY_MAX_ROWS, DEFAULT_QUERY_TIMEOUT, QueryLimits
+
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 
 
@@ -22,6 +24,13 @@ class Settings:
     max_body: int = DEFAULT_MAX_BODY
     max_inflight: int = 16
     reject_dir: str | None = None
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT  # seconds per SQL statement of /v1/sql, 0: none
+    query_max_rows: int = DEFAULT_QUERY_MAX_ROWS  # rows of a /v1/sql result (more: truncated)
+    ingest_delay: float = 0.0  # seconds each ingest waits first (tests: a slow collector)
+
+    @property
+    def query_limits(self) -> QueryLimits:
+        return QueryLimits(self.query_timeout, self.query_max_rows)
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
@@ -56,6 +65,13 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-inflight", type=int, default=16, help="requests handled at once before 429 (default 16)")
     p.add_argument("--reject-dir", help="where spans that cannot be stored are kept as OTLP files "
                    "(default: next to the spool, ~/.cache/dlprov/rejected)")
+    p.add_argument("--query-timeout", type=float, default=DEFAULT_QUERY_TIMEOUT,
+                   help=f"seconds one /v1/sql statement may run (default {DEFAULT_QUERY_TIMEOUT:g}; 0: no limit)")
+    p.add_argument("--query-max-rows", type=_positive_int, default=DEFAULT_QUERY_MAX_ROWS,
+                   help=f"rows a /v1/sql result returns at most, marked truncated beyond "
+                   f"(default {DEFAULT_QUERY_MAX_ROWS})")
+    p.add_argument("--ingest-delay", type=float, default=float(os.environ.get("DLPROV_INGEST_DELAY") or 0),
+                   help=argparse.SUPPRESS)  # tests: a collector that answers slowly
     p.add_argument("--log-level", default=os.environ.get("DLPROV_LOG_LEVEL", "INFO"),
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -73,4 +89,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_body=args.max_body,
         max_inflight=args.max_inflight,
         reject_dir=args.reject_dir,
+        query_timeout=max(0.0, args.query_timeout),
+        query_max_rows=args.query_max_rows,
+        ingest_delay=max(0.0, args.ingest_delay),
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+    return value

@@ -1,0 +1,122 @@
+"""The collector's SQL endpoint within limits, beside ingest (issue 14), as a real process.
+
+A row cap marks a result truncated (JSON and ``dlprov sql``); a statement timeout stops a
+query that runs too long; and a long query runs on a connection of its own, so spans posted
+meanwhile are acknowledged at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.collector_proc import ROOT, CollectorProcess, dataset_request, start_collector
+
+pytestmark = pytest.mark.collector
+
+MAX_ROWS = 50
+TIMEOUT = 2
+ROWS = 3000
+# ~9 M joined rows with string work on each: seconds of MonetDB time, whatever the machine
+SLOW = (
+    'SELECT COUNT(*) FROM "remote".metrics a, "remote".metrics b '
+    "WHERE CAST(a.step * b.step AS VARCHAR(30)) LIKE '%77%' OR CAST(a.loss + b.step AS VARCHAR(40)) LIKE '%99%'"
+)
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    col = start_collector(
+        tmp_path_factory.mktemp("limits"),
+        extra_args=["--query-max-rows", str(MAX_ROWS), "--query-timeout", str(TIMEOUT)],
+    )
+    status, _ = post(col.url + "/v1/traces", dataset_request(ROWS, "limits-base"), "application/x-protobuf")
+    assert status == 200
+    yield col
+    assert col.stop() == 0, col.log_tail()
+
+
+def post(url: str, body: bytes, ctype: str) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
+
+
+def sql(col: CollectorProcess, text: str) -> tuple[int, dict]:
+    status, body = post(col.url + "/v1/sql", json.dumps({"sql": text}).encode(), "application/json")
+    return status, json.loads(body)
+
+
+def test_a_result_over_the_row_cap_is_marked_truncated(collector):
+    status, doc = sql(collector, 'SELECT step FROM "remote".metrics ORDER BY step')
+    assert status == 200
+    assert len(doc["rows"]) == MAX_ROWS and doc["truncated"] is True and doc["max_rows"] == MAX_ROWS
+    assert [r[0] for r in doc["rows"]] == [float(i) for i in range(MAX_ROWS)]
+    status, doc = sql(collector, 'SELECT COUNT(*) FROM "remote".metrics')
+    assert status == 200 and doc["rows"] == [[ROWS]] and doc["truncated"] is False
+
+
+def test_dlprov_sql_says_when_the_collector_truncated(collector):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DLPROV_TOKEN", None)
+    cmd = [sys.executable, "-m", "dlprov_otel.cli", "sql", "--endpoint", collector.url, "--format", "csv",
+           'SELECT step FROM "remote".metrics']
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.strip().splitlines()) == MAX_ROWS + 1  # the header and the rows
+    assert f"truncated: the collector returns at most {MAX_ROWS} rows" in out.stderr
+
+
+def test_a_query_past_the_timeout_is_stopped_and_the_collector_serves_on(collector):
+    started = time.monotonic()
+    status, doc = sql(collector, SLOW)
+    assert status == 400, doc
+    assert f"ran past the limit of {TIMEOUT} s" in doc["error"]
+    assert time.monotonic() - started < 60
+    status, doc = sql(collector, 'SELECT COUNT(*) FROM "remote".metrics')
+    assert status == 200 and doc["rows"] == [[ROWS]]
+
+
+def test_a_long_query_does_not_hold_ingest(collector):
+    """Spans posted while a query runs are acknowledged without waiting for it."""
+    done = threading.Event()
+    answer: dict[str, object] = {}
+
+    def long_query() -> None:
+        answer["status"], answer["doc"] = sql(collector, SLOW)
+        done.set()
+
+    payloads = [dataset_request(5, f"beside-{uuid.uuid4().hex[:8]}") for _ in range(200)]
+    thread = threading.Thread(target=long_query)
+    thread.start()
+    time.sleep(0.3)  # let the query start: ingest is measured while it runs
+    latencies: list[float] = []
+    for payload in payloads:
+        if done.is_set():
+            break
+        t0 = time.monotonic()
+        status, _ = post(collector.url + "/v1/traces", payload, "application/x-protobuf")
+        latencies.append(time.monotonic() - t0)
+        assert status == 200
+    thread.join(120)
+    assert answer.get("status") == 400  # it ran past the timeout: it did run the whole time
+    assert len(latencies) >= 5, "the query ended before ingest could be measured beside it"
+    # the collector answers spans in milliseconds while the query runs (the issue measured
+    # 2.5 s of delay when both shared one connection); a shared 2-core machine adds noise
+    assert statistics.median(latencies) < 0.1, latencies
+    assert max(latencies) < 1.0, latencies
