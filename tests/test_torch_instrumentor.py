@@ -64,6 +64,10 @@ def test_uninstrument_restores_torch_exactly(scenario):
                  "<class 'torch.optim.lr_scheduler.ReduceLROnPlateau'>.step"):
         assert name in patched
     assert sum(p.endswith(".save") or p.endswith(".random_split") for p in patched) == 4
+    assert sum(p.endswith(".load") for p in patched) == 2
+    assert "<class 'torch.nn.modules.module.Module'>.train" in patched
+    assert {p.rsplit(".", 1)[1] for p in patched if p.startswith("<module 'torch.nn.functional'")} == {
+        "nll_loss", "cross_entropy"}
     assert result["excepthook_patched"]
     for check in result["checks"]:
         assert check == {

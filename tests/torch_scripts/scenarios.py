@@ -63,7 +63,7 @@ def patched_owners() -> list:
     base = lr_scheduler.LRScheduler
     schedulers = [c for c in vars(lr_scheduler).values() if isinstance(c, type) and issubclass(c, base)]
     return [torch, torch.serialization, torch.Tensor, nn_loss._Loss, tdl.DataLoader, tdl._BaseDataLoaderIter,
-            tds, tud, torch.optim.Optimizer, *schedulers]
+            tds, tud, torch.optim.Optimizer, torch.nn.Module, torch.nn.functional, *schedulers]
 
 
 def snapshot() -> dict:
@@ -75,7 +75,7 @@ def snapshot() -> dict:
             (repr(o), k): v
             for o in patched_owners()
             for k, v in vars(o).items()
-            if isinstance(o, type) or k in ("save", "random_split")
+            if isinstance(o, type) or k in ("save", "load", "random_split", "nll_loss", "cross_entropy")
         },
         "classes": {repr(o): set(vars(o)) for o in patched_owners() if isinstance(o, type)},
         "hooks": (dict(module._global_forward_pre_hooks), dict(module._global_forward_hooks)),

@@ -9,9 +9,15 @@ from typing import Any
 from .._shared.context import Settings
 from .._shared.guard import guarded
 from .._shared.instrumentor import DLProvInstrumentor
+from .._shared.silence import expect_training, stop_expecting
 from .patches import finish_at_exit, patch_failures, patch_torch
 from .recorder import DEFAULT_DATAFLOW, Recorder
 from .state import active
+
+HINT = (
+    "from dlprov_otel.integrations.torch import log_epoch, log_test; "
+    "log_epoch(epoch, loss=...) after each epoch, log_test(loss=..., accuracy=...) after testing"
+)
 
 
 class TorchInstrumentor(DLProvInstrumentor):
@@ -34,6 +40,7 @@ class TorchInstrumentor(DLProvInstrumentor):
 
     def _start(self, settings: Settings) -> None:
         active.recorder = Recorder(settings.dataflow, settings.execution)
+        expect_training("torch", ("torch",), HINT)
         # torch is patched when the script imports it (at once if it is imported already)
         self.patcher.when_imported("torch", lambda: patch_torch(self.patcher))
         if settings.options.get("lightning", True):
@@ -62,7 +69,9 @@ class TorchInstrumentor(DLProvInstrumentor):
         if rec is not None:
             guarded("torch finish", rec.finish)
             rec.disarm_model_hooks()
+            rec.watcher.stop()
         atexit.unregister(finish_at_exit)
+        stop_expecting("torch")
         active.recorder = None
 
 

@@ -16,7 +16,7 @@ class Pass:
 
     __slots__ = (
         "correct", "cpu_sum", "eval_calls", "eval_cpu_sum", "eval_losses", "eval_n", "eval_partial", "extra",
-        "grad", "info", "loader", "losses", "partial", "steps", "t0", "total",
+        "grad", "info", "loader", "losses", "mark", "partial", "steps", "t0", "total",
     )  # fmt: skip
 
     def __init__(self, loader: Any = None, info: LoaderInfo | None = None, grad: bool = True) -> None:
@@ -31,10 +31,11 @@ class Pass:
         self.losses: list[Any] = []
         self.partial: Any = None  # folded sum of earlier device losses (float64 tensor)
         self.steps = 0
+        self.mark = 0  # steps when the last per-step metric under no_grad was dropped
         self.eval_cpu_sum = 0.0
         self.eval_losses: list[Any] = []
         self.eval_partial: Any = None
-        self.eval_n = 0  # scalar evaluation losses
+        self.eval_n = 0  # samples the evaluation losses were taken over
         self.eval_calls = 0
         self.correct: Any = None  # device tensor: correctly classified samples
         self.total = 0
@@ -69,20 +70,23 @@ class Pass:
             total += float(device.item())  # the one device sync of the epoch
         return total / self.steps
 
-    def add_eval(self, loss_module: Any, out: Any, args: tuple, kwargs: dict) -> None:
+    def add_eval(self, name: str, reduction: Any, out: Any, inp: Any, tgt: Any) -> None:
+        """An evaluation loss (module class or functional name, its reduction, its value and
+        arguments): summed per sample on the device, so the mean is the dataset's mean however
+        the batches are sized and whether the script asks for ``reduction='sum'``."""
         self.eval_calls += 1
-        if getattr(out, "ndim", None) == 0:
-            self.eval_n += 1
-            if out.is_cpu:
-                self.eval_cpu_sum += out.item()
+        weighed = loss_weight(name, reduction, out, inp, tgt)
+        if weighed is not None:
+            total, n = weighed
+            self.eval_n += n
+            if total.is_cpu:
+                self.eval_cpu_sum += total.item()
             else:
-                self.eval_losses.append(out.detach())
+                self.eval_losses.append(total)
                 if len(self.eval_losses) >= _FOLD:
                     self.eval_partial = self._fold(self.eval_losses, self.eval_partial)
                     self.eval_losses = []
-        inp = args[0] if args else kwargs.get("input")
-        tgt = args[1] if len(args) > 1 else kwargs.get("target")
-        hit = correct_predictions(loss_module, inp, tgt)
+        hit = correct_predictions(name, inp, tgt)
         if hit is not None:
             self.correct = hit[0] if self.correct is None else self.correct + hit[0]
             self.total += hit[1]
@@ -99,22 +103,50 @@ class Pass:
         return {"loss": loss, "accuracy": acc}
 
 
-def correct_predictions(loss_module: Any, inp: Any, tgt: Any) -> tuple[Any, int] | None:
-    """(correct predictions as a device tensor, predictions) of a batch, when the loss class
-    says what a prediction is (class scores or binary logits/probabilities)."""
+_CLASS_LOSSES = ("CrossEntropyLoss", "NLLLoss", "cross_entropy", "nll_loss")
+_BINARY_LOSSES = {"BCEWithLogitsLoss": 0.0, "binary_cross_entropy_with_logits": 0.0,
+                  "BCELoss": 0.5, "binary_cross_entropy": 0.5}  # fmt: skip
+
+
+def loss_weight(name: str, reduction: Any, out: Any, inp: Any, tgt: Any) -> tuple[Any, int] | None:
+    """(sum of the per-sample losses as a detached tensor, samples) of one loss call, or
+    ``None`` when the value is not a loss over samples that can be counted."""
+    import torch
+
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        return None
+    out = out.detach()
+    if out.ndim > 0:  # reduction='none': the per-sample losses themselves
+        return out.sum(dtype=torch.float64) if out.is_cpu else out.sum(), out.numel()
+    n = 1
+    if isinstance(inp, torch.Tensor) and isinstance(tgt, torch.Tensor):
+        if name in _CLASS_LOSSES:
+            # class indices: one sample per target; class probabilities: one per row
+            n = tgt.numel() if not tgt.is_floating_point() else (inp.shape[0] if inp.ndim > 1 else 1)
+        else:
+            n = inp.numel()
+    if reduction == "sum":
+        return out, max(n, 1)
+    if reduction not in (None, "mean"):
+        return None
+    return out * n, max(n, 1)
+
+
+def correct_predictions(name: str, inp: Any, tgt: Any) -> tuple[Any, int] | None:
+    """(correct predictions as a device tensor, predictions) of a batch, when the loss says
+    what a prediction is (class scores or binary logits/probabilities)."""
     import torch
 
     if not isinstance(inp, torch.Tensor) or not isinstance(tgt, torch.Tensor):
         return None
-    name = type(loss_module).__name__
-    if name in ("CrossEntropyLoss", "NLLLoss"):
+    if name in _CLASS_LOSSES:
         if inp.ndim == 2 and tgt.ndim == 1 and not tgt.is_floating_point() and inp.shape[0] == tgt.shape[0]:
             return (inp.detach().argmax(1) == tgt).sum(), int(tgt.shape[0])
         return None
-    if name in ("BCEWithLogitsLoss", "BCELoss") and inp.shape == tgt.shape:
-        threshold = 0.0 if name == "BCEWithLogitsLoss" else 0.5
+    threshold = _BINARY_LOSSES.get(name)
+    if threshold is not None and inp.shape == tgt.shape:
         return ((inp.detach() > threshold) == (tgt > 0.5)).sum(), tgt.numel()
     return None
 
 
-__all__ = ["Pass", "correct_predictions"]
+__all__ = ["Pass", "correct_predictions", "loss_weight"]

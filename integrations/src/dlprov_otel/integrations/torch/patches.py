@@ -8,7 +8,6 @@ steps and ``torch.save`` (wrapt wrappers).
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -40,25 +39,88 @@ def _backward_for(original: Callable[..., Any]) -> Callable[..., Any]:
     return backward
 
 
+class _InLoss:
+    depth = 0  # > 0 inside a loss module's call: the functional loss it calls is not counted
+    phase = 0  # > 0 inside a module's train()/eval(): its children's calls are part of it
+
+
+_in_loss = _InLoss()
+
+
+def _note_loss(rec: Any, name: str, reduction: Any, out: Any, args: tuple, kwargs: dict, grad: bool) -> None:
+    model = rec.model
+    if grad and (model is None or model.training):
+        if rec.loss_name is None:
+            rec.loss_name = name
+        return
+    inp = args[0] if args else kwargs.get("input")
+    tgt = args[1] if len(args) > 1 else kwargs.get("target")
+    rec.on_eval_loss(name, reduction, out, inp, tgt)
+
+
 def _loss_call_for(original: Callable[..., Any]) -> Callable[..., Any]:
     is_grad_enabled = sys.modules["torch"].is_grad_enabled
 
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
-        out = original(self, *args, **kwargs)
+        _in_loss.depth += 1
+        try:
+            out = original(self, *args, **kwargs)
+        finally:
+            _in_loss.depth -= 1
         rec = active.recorder
         if rec is not None and not rec.suspended and not process.in_child:
             try:
-                model = rec.model
-                if is_grad_enabled() and (model is None or model.training):
-                    if rec.loss_name is None:
-                        rec.loss_name = type(self).__name__
-                else:
-                    rec.on_eval_loss(self, out, args, kwargs)
+                _note_loss(rec, type(self).__name__, getattr(self, "reduction", None), out, args, kwargs,
+                           is_grad_enabled())
             except Exception as exc:
                 report("torch loss", exc)
         return out
 
     return __call__
+
+
+# torch.nn.functional losses scripts call directly (pytorch/examples mnist: F.nll_loss)
+FUNCTIONAL_LOSSES = (
+    "nll_loss", "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
+)  # fmt: skip
+
+
+def _functional_loss_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def factory(original: Callable[..., Any]) -> Callable[..., Any]:
+        is_grad_enabled = sys.modules["torch"].is_grad_enabled
+
+        def loss(*args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            rec = active.recorder
+            if rec is not None and not _in_loss.depth and not rec.suspended and not process.in_child:
+                try:
+                    reduction = kwargs.get("reduction", "mean")
+                    if kwargs.get("size_average") is not None or kwargs.get("reduce") is not None:
+                        reduction = None  # the legacy arguments: not counted as a mean
+                    _note_loss(rec, name, reduction, out, args, kwargs, is_grad_enabled())
+                except Exception as exc:
+                    report("torch loss", exc)
+            return out
+
+        return loss
+
+    return factory
+
+
+def _module_train_for(original: Callable[..., Any]) -> Callable[..., Any]:
+    def train(self: Any, mode: bool = True) -> Any:
+        rec = active.recorder
+        if _in_loss.phase or rec is None or rec.suspended or process.in_child:
+            return original(self, mode)
+        _in_loss.phase += 1
+        try:
+            return original(self, mode)
+        finally:
+            _in_loss.phase -= 1
+            guarded("torch phase", rec.on_phase, self, bool(mode))
+
+    return train
 
 
 def _next_for(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,11 +208,19 @@ def _w_save(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     if rec is not None:
         obj = args[0] if args else kwargs.get("obj")
         f = args[1] if len(args) > 1 else kwargs.get("f")
-        if isinstance(f, str | os.PathLike):
-            import torch
+        import torch
 
-            if isinstance(obj, torch.nn.Module | Mapping):
-                guarded("torch.save", rec.on_save, obj, f)
+        if isinstance(obj, torch.nn.Module | Mapping):
+            guarded("torch.save", rec.on_save, obj, f)
+    return result
+
+
+def _w_load(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    result = wrapped(*args, **kwargs)
+    rec = capturing()
+    if rec is not None:
+        f = args[0] if args else kwargs.get("f")
+        guarded("torch.load", rec.on_load, f, result)
     return result
 
 
@@ -167,6 +237,7 @@ def _excepthook_for(previous: Callable[..., Any]) -> Callable[..., Any]:
 def patch_torch(patcher: Patcher) -> None:
     """Patch PyTorch (once)."""
     import torch
+    import torch.nn.functional as nn_functional
     import torch.utils.data as tud
     import torch.utils.data.dataloader as tdl
     import torch.utils.data.dataset as tds
@@ -185,6 +256,12 @@ def patch_torch(patcher: Patcher) -> None:
     patcher.wrap(tud, "random_split", _w_random_split)
     patcher.wrap(torch, "save", _w_save)
     patcher.wrap(torch.serialization, "save", _w_save)
+    patcher.wrap(torch, "load", _w_load)
+    patcher.wrap(torch.serialization, "load", _w_load)
+    patcher.replace(torch.nn.Module, "train", _module_train_for)
+    for name in FUNCTIONAL_LOSSES:
+        if hasattr(nn_functional, name):
+            patcher.replace(nn_functional, name, _functional_loss_for(name))
     patcher.wrap(torch.optim.Optimizer, "__init__", _w_optimizer_init)
     # every scheduler class with a step of its own (ReduceLROnPlateau, SequentialLR, ...)
     for cls in vars(lr_scheduler).values():

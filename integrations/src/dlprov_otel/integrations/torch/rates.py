@@ -10,24 +10,33 @@ from dlprov_otel.api import DataSet, Task
 
 from .._shared.rows import timestamp
 from .facts import Producer, learning_rates, reference
+from .manual import RateSniffer
 from .passes import Pass
 
 
 class LearningRates:
     """The learning-rate part of :class:`~.recorder.Recorder` (a mixin: it uses the
-    recorder's ``lock``, ``primary``, ``epoch``, ``train_task``, ``optimizer``, ``_stack``,
-    ``_next_id`` and ``_task``)."""
+    recorder's ``lock``, ``primary``, ``epoch``, ``train_task``, ``pending_epoch``,
+    ``optimizer``, ``_stack``, ``_next_id`` and ``_task``)."""
 
     lock: threading.RLock
     primary: bool
     epoch: int
     train_task: Task | None
+    pending_epoch: dict[str, Any] | None
     _stack: list[Pass]
 
     def __init__(self) -> None:
         # id(optimizer) -> (reference, rates); entries of optimizers that are gone are dropped
         self._rates: dict[int, tuple[Callable[[], Any], list[float | None]]] = {}
         self._adaptations: list[dict[str, Any]] = []
+        self.manual_lr: float | None = None  # the rate of a manual SGD update (see .manual)
+        self._sniffer: RateSniffer | None = None
+        self.hp_row: dict[str, Any] | None = None  # itrainmodel, held until the manual rate is known
+
+    @property
+    def model(self) -> Any:
+        raise NotImplementedError
 
     @property
     def optimizer(self) -> Any:
@@ -52,7 +61,7 @@ class LearningRates:
     def _current_lr(self) -> float | None:
         opt = self.optimizer
         if opt is None:
-            return None
+            return self.manual_lr
         lrs = learning_rates(opt)
         return lrs[0] if lrs else None
 
@@ -81,7 +90,8 @@ class LearningRates:
                 if step is not None:
                     row["scheduler_step"] = step
                 self._adaptations.append(row)
-            if not training:
+            if not training and self.pending_epoch is None:
+                # else after the row of the epoch whose end triggered it (see flush_pending)
                 self._flush_adaptations()
 
     def note_lrs(self, optimizer: Any) -> None:
@@ -98,6 +108,40 @@ class LearningRates:
             self.on_lr_change(opt, before, now, "param_groups", epoch=max(self.epoch - 1, 0))
             self._flush_adaptations()
         self._note_rates(opt, now)
+
+    # -- trainings without an optimizer ------------------------------------------------------------
+    def sniff_manual_rate(self) -> None:
+        """At the first step of an epoch with no optimizer: read the update's learning rate."""
+        self.disarm_sniffer()
+        model = self.model
+        if model is not None:
+            self._sniffer = RateSniffer(list(model.parameters()), self._on_manual_rate)
+
+    def disarm_sniffer(self) -> None:
+        sniffer, self._sniffer = self._sniffer, None
+        if sniffer is not None:
+            sniffer.disarm()
+
+    def _on_manual_rate(self, lr: float) -> None:
+        with self.lock:
+            old, self.manual_lr = self.manual_lr, lr
+            if self.hp_row is not None:
+                self.hp_row.update(optimizer_name="manual_sgd", learning_rate=lr)
+                self.emit_hyperparameters()
+            elif old is not None and old != lr and self.primary:
+                # seen at the first update of an epoch: made after the epoch that ended
+                row = {"new_learning_rate": lr, "old_learning_rate": old, "epoch": max(self.epoch - 1, 0),
+                       "trigger": "manual", "timestamp": timestamp(), "param_group": 0}
+                self._adaptations.append(row)
+                if self.pending_epoch is None:
+                    self._flush_adaptations()
+
+    def emit_hyperparameters(self) -> None:
+        """The ``itrainmodel`` row held for the manual rate (now, with it or without)."""
+        row, self.hp_row = self.hp_row, None
+        if row is not None and self.train_task is not None:
+            self.train_task.add_dataset(DataSet("itrainmodel", [row]))
+            self.train_task.save()
 
     def _flush_adaptations(self) -> None:
         rows, self._adaptations = self._adaptations, []

@@ -6,11 +6,9 @@ Its lineage part is :class:`~.data.DataLineage`, its learning-rate part
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from dlprov_otel import ranks, tracing
@@ -19,7 +17,7 @@ from dlprov_otel.api import Dataflow, DataSet, Task
 from .._shared.context import resolve
 from .._shared.guard import report
 from .._shared.rows import timestamp
-from ..lineage.describe import file_digest
+from .._shared.silence import training_seen
 from .data import DataLineage
 from .facts import (
     LoaderInfo,
@@ -29,16 +27,18 @@ from .facts import (
     model_facts,
     optimizer_facts,
     reference,
-    unwrap_model,
 )
 from .forks import process
+from .idle import IdleWatcher
+from .models import SavedModels
 from .passes import Pass
+from .phases import Phases
 from .rates import LearningRates
 
 DEFAULT_DATAFLOW = "torch"
 
 
-class Recorder(DataLineage, LearningRates):
+class Recorder(DataLineage, LearningRates, SavedModels, Phases):
     """What one process learns about its trainings, and the tasks it records from it.
 
     Shared by the patches, the explicit API and the Lightning callback. ``suspended`` > 0
@@ -48,6 +48,7 @@ class Recorder(DataLineage, LearningRates):
     def __init__(self, dataflow: str | None = None, execution: str | None = None) -> None:
         DataLineage.__init__(self)
         LearningRates.__init__(self)
+        SavedModels.__init__(self)
         self.dataflow_tag = dataflow  # None: resolved per task (see _shared.context)
         self.execution_tag = execution
         self.last_execution: str | None = None  # where the latest task went
@@ -66,6 +67,7 @@ class Recorder(DataLineage, LearningRates):
         self._depth = 0
         self._candidate: Any = None
         self.train_task: Task | None = None
+        self.last_train_task: Task | None = None  # the training the next test evaluates
         self.trainings = 0
         self.epoch = 0  # training epochs completed in the current training
         self.validated = False  # an earlier epoch of this training had a validation pass
@@ -76,6 +78,11 @@ class Recorder(DataLineage, LearningRates):
         self._orphan_t0 = time.perf_counter()
         self.pending_epoch: dict[str, Any] | None = None
         self.pending_test: dict[str, Any] | None = None
+        self.last_val: dict[str, Any] | None = None  # the latest validation: the test if no other follows
+        self._idle_flushed = False  # the last epoch row went out by the watcher, no step since
+        self._beats = 0  # passes and phase switches (the watcher's sign of activity)
+        self._phase: tuple[Any, bool] | None = None  # (module reference, training) of the last switch
+        self.watcher = IdleWatcher(self)
         self.params: dict[str, Any] = {}
         self.num_epochs: int | None = None
 
@@ -166,6 +173,10 @@ class Recorder(DataLineage, LearningRates):
     # -- training steps -------------------------------------------------------------------------
     def on_backward(self, loss: Any) -> None:
         cur = self._cur
+        if cur.eval_calls and cur is self._orphan:  # training resumes after an evaluation
+            with self.lock:
+                self._resume_after_eval()
+            cur = self._cur
         cur.add_loss(loss)  # no device sync
         if cur.steps == 1:  # first step of a pass: the previous epoch is complete
             with self.lock:
@@ -176,12 +187,17 @@ class Recorder(DataLineage, LearningRates):
 
     def _first_step(self, cur: Pass) -> None:
         self.flush_pending()
+        self._idle_flushed = False
         if self.train_task is None:
             self.begin_training(loader_info=cur.info)
+        if cur is self._orphan:
+            cur.t0 = time.perf_counter()
         self._check_manual_lr()
+        if self.optimizer is None:
+            self.sniff_manual_rate()
 
-    def on_eval_loss(self, loss_module: Any, out: Any, args: tuple, kwargs: dict) -> None:
-        self._cur.add_eval(loss_module, out, args, kwargs)
+    def on_eval_loss(self, name: str, reduction: Any, out: Any, inp: Any, tgt: Any) -> None:
+        self._cur.add_eval(name, reduction, out, inp, tgt)
 
     # -- passes ---------------------------------------------------------------------------------
     def on_pass_start(self, loader: Any, iterator: Any, t0: float, grad: bool) -> None:
@@ -195,6 +211,7 @@ class Recorder(DataLineage, LearningRates):
             self.passes[id(iterator)] = p
             self._stack.append(p)
             self._cur = p
+            self._beats += 1
 
     def on_pass_end(self, iterator: Any) -> None:
         with self.lock:
@@ -204,12 +221,13 @@ class Recorder(DataLineage, LearningRates):
             if p in self._stack:
                 self._stack.remove(p)
             self._cur = self._stack[-1] if self._stack else self._orphan
+            self._beats += 1
             batches = getattr(iterator, "_num_yielded", None)
             if p.steps:
                 self._end_train_pass(p, batches)
             elif p.eval_calls:
                 self._end_eval_pass(p, batches)
-            if self._adaptations and not any(q.steps for q in self._stack):
+            if self._adaptations and self.pending_epoch is None and not any(q.steps for q in self._stack):
                 self._flush_adaptations()
 
     @staticmethod
@@ -241,36 +259,52 @@ class Recorder(DataLineage, LearningRates):
         self.epoch += 1
         self.flush_pending()
         self.pending_epoch = row
+        self.watcher.start()
 
     def _end_eval_pass(self, p: Pass, batches: int | None) -> None:
         m = p.eval_metrics()
         samples = self._samples(p, batches)
-        training = next((q for q in reversed(self._stack) if q.steps), None)
-        if training is not None:  # a validation within the epoch: the epoch's row keeps the last
-            training.extra.update(val_loss=m["loss"], val_accuracy=m["accuracy"], val_samples=samples)
-            self.validated = True
-            return
-        pe = self.pending_epoch
-        if pe is not None and "val_samples" not in pe and (pe["epoch"] == 0 or self.validated):
-            pe.update(val_loss=m["loss"], val_accuracy=m["accuracy"], val_samples=samples)
-            self.validated = True
-            return
-        self.flush_pending()
-        self.pending_test = {
+        test = {
             "loss": m["loss"],
             "accuracy": m["accuracy"],
             "samples": samples,
             "batches": batches,
             "_producer": p.info.producer if p.info else None,
         }
+        training = next((q for q in reversed(self._stack) if q.steps), None)
+        if training is not None:  # a validation within the epoch: the epoch's row keeps the last
+            training.extra.update(val_loss=m["loss"], val_accuracy=m["accuracy"], val_samples=samples)
+            self.validated = True
+            self.last_val = test
+            return
+        pe = self.pending_epoch
+        if pe is not None and "val_samples" not in pe and (pe["epoch"] == 0 or self.validated):
+            pe.update(val_loss=m["loss"], val_accuracy=m["accuracy"], val_samples=samples)
+            self.validated = True
+            self.last_val = test
+            return
+        if self._idle_flushed and not self.validated and self.loaded is None:
+            # the first epoch's row went out before this late validation began: it is the
+            # validation of that epoch all the same (its row keeps val_loss NULL)
+            self._idle_flushed = False
+            self.validated = True
+            self.last_val = test
+            return
+        self.flush_pending()
+        self.last_val = None
+        self.pending_test = test
 
     # -- emitting ---------------------------------------------------------------------------------
     def flush_pending(self) -> None:
         """Emit the epoch row and the test waiting for more metrics."""
+        self.check_saves()
+        if self.hp_row is not None:
+            self.emit_hyperparameters()
         row, self.pending_epoch = self.pending_epoch, None
         if row is not None and self.train_task is not None:
             self.train_task.add_dataset(DataSet("otrainmodel", [row]))
             self.train_task.save()
+            training_seen("torch")
         test, self.pending_test = self.pending_test, None
         if test is not None:
             self.emit_test(test)
@@ -297,9 +331,14 @@ class Recorder(DataLineage, LearningRates):
             row = self._hyperparameters(loader_info, optimizer, model, num_epochs)
             row.update(extra or {})
             row.update(self.params)
-            task.add_dataset(DataSet("itrainmodel", [row]))
+            if optimizer is None and self.optimizer is None and "learning_rate" not in self.params:
+                self.hp_row = row  # no optimizer: sent once the first manual update shows the rate
+            else:
+                task.add_dataset(DataSet("itrainmodel", [row]))
         task.begin()
-        self.train_task = task
+        self.train_task = self.last_train_task = task
+        self.last_val = None
+        self.watcher.start()
         opt = optimizer or self.optimizer
         if opt is not None:
             self._note_rates(opt, learning_rates(opt))
@@ -349,20 +388,25 @@ class Recorder(DataLineage, LearningRates):
             self.begin_training()
         self.train_task.add_dataset(DataSet("otrainmodel", [dict(row)]))
         self.train_task.save()
+        training_seen("torch")
 
     def emit_test(self, row: Mapping[str, Any]) -> None:
         """A ``testmodel`` task with one ``otestmodel`` row."""
         row = dict(row)
         producer = row.pop("_producer", None)
         deps: list[Producer] = []
-        if self.train_task is not None:
-            deps.append((self.train_task.id, "trainmodel", self.train_task))
+        trained = self.train_task or self.last_train_task
+        if self.loaded is None and trained is not None:  # the model this process trained
+            deps.append((trained.id, "trainmodel", trained))
         if producer:
             deps.append(producer)
         task = self._task("testmodel", self._next_id("testmodel", per_rank=True), deps)
+        if self.loaded is not None:  # the model file read back by torch.load
+            task.add_dataset(DataSet("otrainedmodel", [dict(self.loaded)]))
         task.begin()
         task.add_dataset(DataSet("otestmodel", [row]))
         task.end()
+        training_seen("torch")
 
     # -- the explicit API (log_epoch, log_test, log_params) ---------------------------------------
     def log_epoch(self, epoch: int | None, values: Mapping[str, Any]) -> None:
@@ -422,41 +466,19 @@ class Recorder(DataLineage, LearningRates):
                 self.train_task.add_dataset(DataSet("itrainmodel", [{**row, **values}]))
                 self.train_task.save()
 
-    # -- saved models -----------------------------------------------------------------------------
-    def on_save(self, obj: Any, path: str | os.PathLike[str], content: str | None = None) -> None:
-        """Record a saved model file as ``otrainedmodel`` of the current training."""
-        with self.lock:
-            import torch
-
-            size, digest = file_digest(path)
-            is_module = isinstance(obj, torch.nn.Module)
-            if content is None:
-                if is_module:
-                    content = "module"
-                elif isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-                    content = "state_dict"
-                else:
-                    content = "checkpoint"
-            model = obj if is_module else self.model
-            name = type(unwrap_model(model)).__name__ if model is not None else Path(path).stem
-            row = {
-                "model_name": name,
-                "model_dir": os.path.abspath(os.fspath(path)),
-                "size_bytes": size,
-                "sha256": digest,
-                "content": content,
-                "epoch": self.epoch,
-            }
-            if self.train_task is None:
-                self.begin_training()
-            self.train_task.add_dataset(DataSet("otrainedmodel", [row]))
-            self.train_task.save()
-
     # -- the end --------------------------------------------------------------------------------
     def end_training(self, error: BaseException | str | None = None) -> None:
-        """Emit what is pending and end the ``trainmodel`` task."""
+        """Emit what is pending and end the ``trainmodel`` task. The last evaluation is the
+        test when no evaluation followed the last validation."""
         with self.lock:
+            if not self._stack and self._orphan.eval_calls:
+                self._close_orphan()  # the evaluation outside a DataLoader that ended the script
             self.flush_pending()
+            self.check_saves(final=True)
+            if self.last_val is not None and error is None:
+                self.emit_test(self.last_val)
+            self.last_val = None
+            self.disarm_sniffer()
             task, self.train_task = self.train_task, None
             if task is not None:
                 task.end(error=error)
