@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import signal
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +44,12 @@ class DigitsRun:
     """One execution of the ``mnist`` dataflow, advanced by :meth:`start`, :meth:`epoch`, :meth:`finish`."""
 
     def __init__(self, out_dir: Path, learning_rate: float = 0.5, epochs: int = 4, batch_size: int = 64,
-                 adapt_at: int | None = None, seed: int = 0) -> None:
+                 adapt_at: int | Collection[int] | None = None, seed: int = 0) -> None:
         self.out_dir = Path(out_dir)
         self.lr = learning_rate
         self.epochs = epochs
         self.batch_size = batch_size
-        self.adapt_at = adapt_at
+        self.adapt_at = {adapt_at} if isinstance(adapt_at, int) else set(adapt_at or ())
         self.rng = np.random.default_rng(seed)
         self.tag = new_execution_tag(DATAFLOW)
         self.done = 0
@@ -97,17 +99,8 @@ class DigitsRun:
 
     def epoch(self) -> dict[str, float]:
         """Train one epoch and record its ``otrainmodel`` row (and an adaptation before it)."""
-        if self.adapt_at is not None and self.done == self.adapt_at:
-            old, self.lr = self.lr, self.lr / 2
-            ta = Task(self.next_task, DATAFLOW, self.tag, "Adaptation", dependency=self.t3)
-            self.next_task += 1
-            ta.add_dataset(DataSet("iAdaptation", [{"adaptation_id": f"lr-{self.done}", "trigger": "StepDecay",
-                                                    "epoch": self.done}]))
-            ta.begin()
-            ta.add_dataset(DataSet("oAdaptation", [{
-                "adaptation_id": f"lr-{self.done}", "new_learning_rate": self.lr, "old_learning_rate": old,
-                "epoch": self.done, "trigger": "StepDecay", "timestamp": dt.datetime.now().isoformat(" ", "seconds")}]))
-            ta.end()
+        if self.done in self.adapt_at:
+            self.adapt(self.lr / 2)
         started = time.perf_counter()
         order = self.rng.permutation(len(self.y_train))
         for i in range(0, len(order), self.batch_size):
@@ -129,11 +122,28 @@ class DigitsRun:
         self.done += 1
         return row
 
+    def adapt(self, new_lr: float, trigger: str = "StepDecay") -> None:
+        """Record an ``Adaptation`` task that sets the learning rate to ``new_lr`` before the next epoch."""
+        old, self.lr = self.lr, new_lr
+        ta = Task(self.next_task, DATAFLOW, self.tag, "Adaptation", dependency=self.t3)
+        ident = f"lr-{self.done}-{self.next_task}"
+        self.next_task += 1
+        ta.add_dataset(DataSet("iAdaptation", [{"adaptation_id": ident, "trigger": trigger, "epoch": self.done}]))
+        ta.begin()
+        ta.add_dataset(DataSet("oAdaptation", [{
+            "adaptation_id": ident, "new_learning_rate": self.lr, "old_learning_rate": old,
+            "epoch": self.done, "trigger": trigger, "timestamp": dt.datetime.now().isoformat(" ", "seconds")}]))
+        ta.end()
+
     def finish(self) -> dict[str, float]:
         """Save the model, test it, end the tasks and the execution; returns the test metrics."""
         path = self.out_dir / f"model-{self.tag[-6:]}.npz"
         np.savez(path, w=self.w, b=self.b)
-        self.t3.add_dataset(DataSet("oTrainedModel", [Element(["softmax_regression", str(path)])]))
+        self.model_path = path
+        self.model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        model = {"model_name": "softmax_regression", "model_dir": str(path), "size_bytes": path.stat().st_size,
+                 "sha256": self.model_sha256}
+        self.t3.add_dataset(DataSet("oTrainedModel", [model]))
         self.t3.end()
         t4 = Task(self.next_task, DATAFLOW, self.tag, "TestModel", dependency=self.t3)
         t4.begin()

@@ -2,6 +2,7 @@
 // smoothing, markers whose labels never overlap), a scatter plot (hyperparameter against
 // metric) and a task timeline. No library, no network.
 
+import { textWidth } from "./graph.js";
 import { smooth } from "./metrics.js";
 import { fmtDuration, fmtNum, h, put, s } from "./util.js";
 
@@ -108,7 +109,7 @@ export function placeMarkers(markers, X, [left, right], width) {
   return placed;
 }
 
-const labelWidth = (text) => String(text).length * 6.1 + 2; // 10.5px semi-bold, in viewBox units
+const labelWidth = (text) => textWidth(text, "600 10.5px") + 2; // .marker text, in viewBox units (about CSS px)
 
 /**
  * A line chart. series: [{name, color, dash, points: [[x, y], ...], step, id}]; markers:
