@@ -19,7 +19,8 @@ from .api import Dataflow, DataSet, Element, Task
 
 _task_counter = 0
 F = TypeVar("F", bound=Callable[..., Any])
-new_execution_tag = tracing.new_execution_tag
+default_execution_tag = tracing.default_execution_tag
+new_execution_tag = tracing.default_execution_tag
 current_execution_tag = tracing.current_execution_tag
 current_execution = tracing.current_execution
 
@@ -41,13 +42,15 @@ _dataflow = dataflow
 
 @contextmanager
 def execution(
-    tag: str | None = None, dataflow: str | Dataflow = "mnist", predefined: bool = True
+    tag: str | None = None, dataflow: str | Dataflow = "mnist", predefined: bool = True, name: str | None = None
 ) -> Iterator[tracing.Execution]:
-    """Run the block as one execution (a trace); FAILED if it raises."""
+    """Run the block as one execution (a trace); FAILED if it raises. ``tag`` defaults to
+    ``<dataflow>-<date>-<time>-<hex>``; ``name`` (default ``$DLPROV_RUN_NAME``) names the run
+    for ``--execution NAME``."""
     df = dataflow if isinstance(dataflow, Dataflow) else _dataflow(dataflow, predefined)
     if df.dirty:
         df.save()
-    ex = tracing.execution_for(tag or new_execution_tag(df.tag), df.tag)
+    ex = tracing.execution_for(tag or default_execution_tag(df.tag), df.tag, name)
     token = tracing.CURRENT_EXECUTION.set(ex)
     try:
         yield ex

@@ -109,7 +109,7 @@ def job_execution_tag(dataflow: str) -> str | None:
     if job is None:
         return None
     script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "python"
-    return f"{dataflow}-{script}-{job.run_id}"
+    return f"{dataflow}-{script}-{job.key}"  # no spaces or colons, as default tags
 
 
 def root_context(execution_tag: str) -> otel_context.Context:

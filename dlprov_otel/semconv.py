@@ -29,6 +29,7 @@ EXECUTION_TAG = "dlprov.execution.tag"
 EXECUTION_STATUS = "dlprov.execution.status"
 EXECUTION_SCIENTIST = "dlprov.execution.scientist"
 EXECUTION_ERROR = "dlprov.execution.error"
+EXECUTION_NAME = "dlprov.execution.name"  # a name people give the run (DLPROV_RUN_NAME)
 HARDWARE_PREFIX = "dlprov.hardware."  # dlprov.hardware.cpu_model, .cpu_count, .memory_bytes, .gpus
 HARDWARE_CPU_MODEL = "dlprov.hardware.cpu_model"
 HARDWARE_CPU_COUNT = "dlprov.hardware.cpu_count"

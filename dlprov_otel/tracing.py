@@ -259,9 +259,10 @@ def emit_dataflow(df: Dataflow) -> None:
 class Execution:
     """One run of a dataflow: a trace whose root span lasts as long as the run."""
 
-    def __init__(self, tag: str, dataflow: str) -> None:
+    def __init__(self, tag: str, dataflow: str, name: str | None = None) -> None:
         self.tag = str(tag)
         self.dataflow = dataflow
+        self.name = run_name(name)
         self.span: Span | None = None
         self.context: otel_context.Context | None = None
         self.status = semconv.RUNNING
@@ -282,6 +283,7 @@ class Execution:
             tracer = current_tracer()
             attrs = {
                 **self.attributes(),
+                **({semconv.EXECUTION_NAME: self.name} if self.name else {}),
                 semconv.EXECUTION_SCIENTIST: hardware.scientist(),
                 **hardware.hardware_attributes(),
             }
@@ -366,9 +368,20 @@ CURRENT_EXECUTION: contextvars.ContextVar[Execution | None] = contextvars.Contex
 _auto_tags: dict[str, str] = {}
 
 
-def new_execution_tag(dataflow: str) -> str:
-    """``<dataflow>-<UTC time>``, the original's style, with microseconds for uniqueness."""
-    return f"{dataflow}-{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%S.%f')}"
+def default_execution_tag(dataflow: str) -> str:
+    """``<dataflow>-<UTC date>-<UTC time>-<4 hex>`` (``mnist-20261130-225208-3f2a``): a name
+    people can type and a file name as it is, no spaces or colons; the random suffix keeps two
+    runs started in the same second apart."""
+    return f"{dataflow}-{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
+
+
+new_execution_tag = default_execution_tag  # the name before default_execution_tag
+
+
+def run_name(name: str | None = None) -> str | None:
+    """The run's name: ``name``, else ``$DLPROV_RUN_NAME``, else none."""
+    name = name if name is not None else os.environ.get("DLPROV_RUN_NAME")
+    return (name.strip() or None) if name else None
 
 
 def current_execution_tag(dataflow: str) -> str:
@@ -378,7 +391,7 @@ def current_execution_tag(dataflow: str) -> str:
         return ex.tag
     if dataflow not in _auto_tags:
         # all ranks of a multi-process job share one execution
-        _auto_tags[dataflow] = ranks.job_execution_tag(dataflow) or new_execution_tag(dataflow)
+        _auto_tags[dataflow] = ranks.job_execution_tag(dataflow) or default_execution_tag(dataflow)
     return _auto_tags[dataflow]
 
 
@@ -387,13 +400,14 @@ def current_execution() -> Execution | None:
     return CURRENT_EXECUTION.get()
 
 
-def execution_for(tag: Any, dataflow: str) -> Execution:
-    """The running execution with this tag, started on first use."""
+def execution_for(tag: Any, dataflow: str, name: str | None = None) -> Execution:
+    """The running execution with this tag, started on first use (named ``name``, else
+    ``$DLPROV_RUN_NAME``)."""
     key = str(tag)
     with _executions_lock:
         ex = _executions.get(key)
         if ex is None:
-            ex = _executions[key] = Execution(key, dataflow)
+            ex = _executions[key] = Execution(key, dataflow, name)
     return ex.start()
 
 
@@ -456,3 +470,13 @@ def emit_dataset_span(ctx: otel_context.Context, name: str, attributes: dict[str
         _provider_tracer.start_span(name, context=ctx, attributes=attributes).end()
         return
     telemetry().recorder.emit(trace.get_current_span(ctx).get_span_context(), name, attributes)
+
+
+def emit_row(parent: trace.SpanContext, plan: Any, values: tuple) -> bool:
+    """A row of a running task (``Task.record_row``): journalled as values, its span built off
+    this thread; False when an instrumentor's own provider records (the caller emits the span)."""
+    if _provider_tracer is not None:
+        return False
+    state = _state
+    (state if state is not None else telemetry()).recorder.emit_row(parent, plan, values)
+    return True

@@ -70,6 +70,10 @@ def export(
     paths written. ``progress=True`` shows a bar on a terminal, ``"always"`` everywhere."""
     wanted = parse_formats(formats)
     with _opened(store) as st:
+        if execution is not None:  # `latest`, a name or a prefix: the files take the tag
+            from .builder import select_executions
+
+            execution = select_executions(st, execution, dataflow)[0].tag
         doc = build_document(st, execution, dataflow, progress=progress)
         stem = file_stem(execution or dataflow or _only_dataflow(st) or "dlprov")
     out = Path(out_dir)

@@ -69,10 +69,10 @@ def select_executions(store: Store, execution: str | None, dataflow: str | None)
         if dataflow not in known_df:
             raise UnknownTagError(f"unknown dataflow {dataflow!r} in {store.url}; known: {_listing(known_df)}")
     if execution is not None:
-        rows = readmodel.executions(store, tag=execution)
-        if not rows:
-            known = readmodel.execution_tags(store)
-            raise UnknownTagError(f"unknown execution {execution!r} in {store.url}; known: {_listing(known)}")
+        try:  # a tag, `latest`, a run name or a unique prefix
+            rows = [readmodel.resolve_execution(store, execution)]
+        except readmodel.ExecutionLookupError as exc:
+            raise UnknownTagError(str(exc)) from None
         if dataflow is not None and rows[0].dataflow_tag != dataflow:
             raise UnknownTagError(
                 f"execution {execution!r} belongs to dataflow {rows[0].dataflow_tag!r}, not {dataflow!r}"

@@ -77,6 +77,7 @@ class Execution:
     span_id: str | None
     world_size: int | None
     error: str | None
+    name: str | None = None  # DLPROV_RUN_NAME / execution(name=...); a store made before has no column
 
 
 @dataclass(frozen=True)

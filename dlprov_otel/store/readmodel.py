@@ -16,9 +16,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from typing import Any
 
-from ..errors import SpecError
+from ..errors import DLProvError, SpecError
 from ..model import DataflowSpec
 from . import schema as S
+from .liveness import now, run_state
 from .objects import (
     SUMMARY_COLUMNS,
     Attribute,
@@ -220,6 +221,82 @@ def execution_summaries(store: Store) -> list[ExecutionSummary]:
     )
 
 
+class ExecutionLookupError(DLProvError, LookupError):
+    """No execution, or more than one, answers to what was typed (the message lists them)."""
+
+    status = 404
+
+
+def resolve_execution(store: Store, ref: str) -> Execution:
+    """The execution ``ref`` names: its tag, ``latest`` (the newest run), its name
+    (``DLPROV_RUN_NAME``), or a prefix of one tag. Raises :class:`ExecutionLookupError` with one
+    line: the candidates of an ambiguous name or prefix, or the known tags."""
+    ref = str(ref).strip()
+    if not ref:
+        raise ExecutionLookupError("no execution given: a tag, 'latest', a run name or a prefix of a tag")
+    found = executions(store, tag=ref)
+    if found:
+        return found[0]
+    runs = executions(store, newest_first=True)
+    if not runs:
+        raise ExecutionLookupError(f"unknown execution {ref!r}: {store.url} has no executions yet")
+    if ref.lower() == "latest":
+        return runs[0]
+    named, prefixed = [e for e in runs if e.name == ref], [e for e in runs if e.tag.startswith(ref)]
+    for what, hits in (("name", named), ("prefix", prefixed)):
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            shown = ", ".join(f"{e.tag!r}" + (f" ({e.name})" if e.name else "") for e in hits[:10])
+            more = f", ... ({len(hits)} in all)" if len(hits) > 10 else ""
+            raise ExecutionLookupError(
+                f"{ref!r} is the {what} of {len(hits)} executions: {shown}{more}; give more of the tag"
+            )
+    oldest_first = [e.tag for e in reversed(runs)]
+    known = ", ".join(map(repr, oldest_first[-20:]))
+    more = f" ({len(runs)} in all, the newest shown)" if len(runs) > 20 else ""
+    raise ExecutionLookupError(
+        f"unknown execution {ref!r} in {store.url}; known: {known}{more}; or give 'latest', a name or a prefix"
+    )
+
+
+EXECUTION_LIST_COLUMNS = ["tag", "name", "dataflow_tag", "status", "start_time", "end_time", "duration_s",
+                          "scientist", "tasks", "epochs", "elements"]
+EPOCH_SET = "otrainmodel"  # the set whose rows are epochs in the DL dataflow
+
+
+def execution_list(store: Store) -> list[dict[str, Any]]:
+    """Every run, oldest first, as ``dlprov executions`` (local or ``--endpoint``) and
+    ``/v1/executions`` list them: :data:`EXECUTION_LIST_COLUMNS`, with the dashboard's status (a
+    RUNNING run whose processes are gone and that went quiet shows as ``KILLED``)."""
+    at, runs = now(), executions(store)
+    procs = processes(store)
+    activity = last_activity(store, {e.trace_id for e in runs} | {p.trace_id for ps in procs.values() for p in ps})
+    tasks = task_status_counts(store)
+    rows_per_set: dict[str, dict[str, int]] = defaultdict(dict)  # execution -> set -> rows
+    for flow in sorted({e.dataflow_tag for e in runs if e.dataflow_tag}):
+        for set_tag, columns in set_tables(store, flow).items():
+            table = _relation(flow, set_tag)
+            if table is None or S.EXECUTION_TAG not in {c for c, _ in columns}:
+                continue
+            by_run = f"SELECT {S.EXECUTION_TAG}, COUNT(*) FROM {table} GROUP BY {S.EXECUTION_TAG}"
+            for tag, n in store.query(by_run).rows:
+                rows_per_set[tag][set_tag] = int(n)
+    out = []
+    for e in runs:
+        ps = procs.get(e.tag, [])
+        last = max((activity[t] for t in {e.trace_id, *(p.trace_id for p in ps)} if t in activity), default=None)
+        state = run_state(e, ps, last, at)
+        counts = rows_per_set.get(e.tag, {})
+        out.append({
+            "tag": e.tag, "name": e.name, "dataflow_tag": e.dataflow_tag, "status": state["status"],
+            "start_time": e.start_time, "end_time": e.end_time or state["_end"], "duration_s": state["duration_s"],
+            "scientist": e.scientist, "tasks": sum(tasks.get(e.tag, {}).values()), "epochs": counts.get(EPOCH_SET, 0),
+            "elements": sum(counts.values()),
+        })
+    return out
+
+
 def element_counts(store: Store, execution_tag: str) -> dict[str, int]:
     """Rows per set relation for one execution."""
     sets = store.query(
@@ -388,7 +465,9 @@ def stored_span_keys(store: Store, keys: Iterable[tuple[int, int]]) -> set[tuple
 
 
 __all__ = [
+    "EXECUTION_LIST_COLUMNS",
     "SUMMARY_COLUMNS",
+    "ExecutionLookupError",
     "attributes",
     "boundary_elements",
     "count_elements",
@@ -399,6 +478,7 @@ __all__ = [
     "element_counts",
     "element_rows",
     "elements",
+    "execution_list",
     "execution_summaries",
     "execution_tags",
     "executions",
@@ -407,6 +487,7 @@ __all__ = [
     "latest_spec",
     "latest_specs",
     "processes",
+    "resolve_execution",
     "runs_per_dataflow",
     "set_tables",
     "set_tags",

@@ -58,7 +58,7 @@ CATALOG: dict[str, str] = {
     DATAFLOW_EXECUTION: """(
         tag STRING NOT NULL, dataflow_tag STRING, status STRING, start_time TIMESTAMP,
         end_time TIMESTAMP, scientist STRING, hardware_id STRING, service_name STRING,
-        trace_id STRING, span_id STRING, world_size INT, error STRING)""",
+        trace_id STRING, span_id STRING, world_size INT, error STRING, name STRING)""",
     HARDWARE: """(
         id STRING NOT NULL, host_name STRING, arch STRING, os STRING, cpu_model STRING,
         cpu_count INT, memory_bytes BIGINT, gpus STRING, container STRING)""",

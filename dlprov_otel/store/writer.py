@@ -283,6 +283,7 @@ class Writer:
                 "span_id": r.span_id if final else (r.parent_span_id or r.span_id),
                 "world_size": r.attributes.get(semconv.WORLD_SIZE),
                 "error": r.attributes.get(semconv.EXECUTION_ERROR) or (r.status_message or None),
+                "name": r.attributes.get(semconv.EXECUTION_NAME),
             }
             if r.kind == semconv.KIND_EXECUTION_START:
                 processes.append(

@@ -231,10 +231,11 @@ _TASK_FIELDS = ("id", "dt_tag", "status", "start_time", "end_time", "duration", 
 def execution_detail(store: Store, tag: str) -> dict[str, Any]:
     """One run: its record, hardware, tasks with dependencies, every set's rows and the lineage."""
     at = now()
-    found = readmodel.executions(store, tag=tag)
-    if not found:
-        raise NotFound(f"no execution {tag!r} in the store")
-    e = found[0]
+    try:  # a tag, `latest`, a run name or a unique prefix
+        e = readmodel.resolve_execution(store, tag)
+    except readmodel.ExecutionLookupError as exc:
+        raise NotFound(str(exc)) from None
+    tag = e.tag
     flow = e.dataflow_tag
     hardware = readmodel.hardware(store, [e.hardware_id] if e.hardware_id else [])
     task_objs = readmodel.tasks(store, [tag])

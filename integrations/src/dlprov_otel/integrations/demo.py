@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -309,6 +310,13 @@ def run_demo(
         print("\nW3C PROV: " + ", ".join(str(p) for p in paths))
     dlprov_otel.shutdown()
     print(f"done in {time.monotonic() - started:.1f} s")
+    on = f" --store {shlex.quote(os.fspath(store))}" if store is not None else ""
+    print(
+        "\nnext steps:\n"
+        f"  dlprov ui{on}    # the dashboard: runs, epochs, lineage, SQL\n"
+        f"  dlprov lineage {shlex.quote(str(out_dir / 'trained_model.keras'))}{on}    # where this model came from\n"
+        f"  dlprov executions{on}    # this run is 'latest': dlprov prov export --execution latest{on}"
+    )
     return 0
 
 
