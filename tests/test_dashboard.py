@@ -316,6 +316,9 @@ def stop_ui(ui: subprocess.Popen) -> None:
 
 def test_dlprov_ui_opens_no_ingest_endpoint(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """`dlprov ui` serves the dashboard and read-only queries; spans sent to it are refused."""
+    from dlprov_otel.store import open_store
+
+    open_store(tmp_path / "store").close()  # an empty store: `dlprov ui` reads, it makes none
     ui, url = start_ui(tmp_path / "store", subprocess_env)
     base = url[: -len("/ui/")]
     try:
