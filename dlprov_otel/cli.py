@@ -25,6 +25,7 @@ PLUGINS = {
     "dlprov_otel.prov.cli": ("prov", "dlprov-otel"),
     "dlprov_otel.neo4j_loader": ("neo4j", "dlprov-otel[neo4j]"),
     "dlprov_otel.ui.cli": ("ui", "dlprov-otel"),
+    "dlprov_otel.lineage_cli": ("lineage", "dlprov-otel"),
 }
 # commands that other distributions add, and what to install when they are missing
 OPTIONAL_COMMANDS = {

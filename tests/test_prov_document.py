@@ -42,6 +42,8 @@ def _kind(record) -> tuple[str, str]:
     """What a node is, at tag level: ("entity", ds_tag), ("activity", dt_tag), ..."""
     t = record.get_type()
     if t == PROV_ENTITY:
+        if "dlprov:Recipe" in {str(v) for k, v in record.attributes if str(k) == "prov:type"}:
+            return ("entity", "recipe")
         if "Plan" in str(_attr(record, "prov:type")):
             return ("entity", "plan")
         return ("entity", str(_attr(record, "dlprov:ds_tag")))
@@ -90,7 +92,10 @@ def test_document_has_the_reference_content(seed) -> None:
     assert relations[("wasDerivedFrom", ("entity", "otestmodel"), ("entity", "otrainedmodel"))] == 1
     assert relations[("wasDerivedFrom", ("entity", "otrainmodel"), ("entity", "itrainmodel"))] == 2
     assert relations[("wasAttributedTo", ("entity", "otrainedmodel"), ("agent", "prov:Person"))] == 1
-    assert kinds["wasAssociatedWith"] == 2
+    # the scientist and the hardware with the dataflow's plan; the entry script (a software agent)
+    # with the run's recipe, for the execution and each of its 4 tasks
+    assert kinds["wasAssociatedWith"] == 2 + 1 + 4
+    assert relations[("wasAssociatedWith", ("activity", "trainmodel"), ("agent", "prov:SoftwareAgent"))] == 1
 
 
 def test_agents_and_times(seed) -> None:
@@ -102,7 +107,13 @@ def test_agents_and_times(seed) -> None:
     assert [str(_attr(a, "prov:label")) for a in person] == ["Débora Pina"]
     host = store.query(f"SELECT host_name FROM {store.cat('hardware')}").rows[0][0]
     assert len(hardware) == 1 and _attr(hardware[0], "dlprov:host_name") == host
-    plan = next(r.identifier for r in doc.get_records() if _kind(r) == ("entity", "plan"))
+    plan = next(r.identifier for r in doc.get_records() if "dataflow/" in str(r.identifier))
+    recipe = next(r for r in doc.get_records() if "recipe/" in str(r.identifier))
+    assert {str(v) for k, v in recipe.attributes if str(k) == "prov:type"} == {"prov:Plan", "dlprov:Recipe"}
+    software = next(a for a in agents if str(_attr(a, "prov:type")) == "prov:SoftwareAgent")
+    assert _attr(recipe, "dlprov:script_sha256") == _attr(software, "dlprov:script_sha256")
+    assert len(_attr(recipe, "dlprov:script_sha256")) == 64
+    assert _attr(recipe, "dlprov:python_version")
     execution = next(r for r in doc.get_records() if _kind(r) == ("activity", "execution"))
     assocs = {
         (r.formal_attributes[1][1], r.formal_attributes[2][1])
@@ -110,7 +121,9 @@ def test_agents_and_times(seed) -> None:
         if PROV_N_MAP.get(r.get_type()) == "wasAssociatedWith"
         and r.formal_attributes[0][1] == execution.identifier
     }
-    assert assocs == {(person[0].identifier, plan), (hardware[0].identifier, plan)}
+    assert assocs == {
+        (person[0].identifier, plan), (hardware[0].identifier, plan), (software.identifier, recipe.identifier)
+    }
     ex_start, ex_end = execution.get_startTime(), execution.get_endTime()
     assert ex_start.tzinfo is not None and ex_start <= ex_end
     row = store.query(f"SELECT start_time FROM {store.cat('dataflow_execution')} WHERE tag = ?", [tag]).rows[0]
@@ -179,6 +192,7 @@ def test_dataflow_document_holds_every_execution(seed, store_dir) -> None:
     doc = build_document(store, dataflow="mnist")
     nodes, _ = _structure(doc)
     assert nodes[("entity", "plan")] == 1
+    assert nodes[("entity", "recipe")] == 2  # one per run
     assert nodes[("activity", "execution")] == 2
     assert nodes[("entity", "otrainmodel")] == 2 + 3
     people = sorted(str(_attr(r, "prov:label")) for r in doc.get_records() if _kind(r) == ("agent", "prov:Person"))

@@ -99,7 +99,9 @@ def write(doc: ProvDocument, path: str | os.PathLike[str], fmt: str) -> Path:
     try:
         if fmt == "rdf":
             _require("rdflib", "rdf")
-            text = doc.serialize(format="rdf", rdf_format="turtle")
+            from .rdf import turtle
+
+            text = turtle(doc)  # the unqualified relations beside the qualified ones
         elif fmt == "xml":
             _require("lxml", "xml")
             text = doc.serialize(format="xml")

@@ -16,7 +16,12 @@ execution                    activity ``dlid:execution/<trace id>`` (start, end)
 scientist                    agent ``dlid:scientist/<name>``, ``prov:Person``
 hardware                     agent ``dlid:hardware/<id>``, ``dlprov:Hardware``
 (execution, agent, plan)     wasAssociatedWith(execution, agent, plan)
-task                         activity ``dlid:task/<trace>-<span>`` (start, end), ``dlprov:dt_tag``,
+recipe (execution_recipe)    entity ``dlid:recipe/<trace id>``, ``prov:Plan`` + ``dlprov:Recipe`` (script,
+                             git, python, packages, seeds, env; digests); the script as agent
+                             ``dlid:software/<sha256>`` (``prov:SoftwareAgent``);
+                             wasAssociatedWith(execution and each task, software, recipe)
+task                         activity ``dlid:task/<trace>-<span>`` (start, end widened to cover its
+                             late outputs, ``dlprov:span_end``), ``dlprov:dt_tag``,
                              wasInformedBy(task, execution), wasInformedBy(task, dependency)
 set relation row             entity ``dlid:element/<trace>-<element id>``, ``dlprov:ds_tag`` and
                              the row's attributes (numbers ``xsd:double``, NULL/NaN left out)
@@ -41,8 +46,9 @@ from prov.constants import PROV
 from prov.model import ProvActivity, ProvDocument, ProvEntity
 
 from ..model import DataflowSpec
-from ..store import Store, readmodel
-from ..store.lineage import TaskNode, link
+from ..store import Store, artifacts, readmodel
+from ..store.artifacts import RecipeEntry
+from ..store.lineage import Links, TaskNode, link
 from ..store.readmodel import Element, Execution, Hardware
 from ..store.schema import EMITTED_AT
 from .document import DocumentBuilder, typed_attributes
@@ -127,6 +133,7 @@ def build(
         b.plan(df)
 
     hardware = readmodel.hardware(store, [ex.hardware_id for ex in executions if ex.hardware_id])
+    recipe_of = artifacts.recipes(store, [ex.tag for ex in executions])
 
     # Read everything first (a few queries per set), then emit records in a fixed order.
     by_df: dict[str | None, list[Execution]] = defaultdict(list)
@@ -155,7 +162,8 @@ def build(
         deps_of[d.execution_tag].append(d)
     for ex in executions:
         _emit_execution(
-            b, ex, specs.get(ex.dataflow_tag), tasks_of[ex.tag], deps_of[ex.tag], elements.get(ex.tag, []), hardware
+            b, ex, specs.get(ex.dataflow_tag), tasks_of[ex.tag], deps_of[ex.tag], elements.get(ex.tag, []), hardware,
+            recipe_of.get(ex.tag, []),
         )
     return b.doc
 
@@ -168,6 +176,7 @@ def _emit_execution(
     deps: list[readmodel.TaskDependency],
     elements: list[Element],
     hardware: dict[str, Hardware],
+    recipe: list[RecipeEntry],
 ) -> None:
     doc = b.doc
     tag = ex.tag
@@ -201,12 +210,19 @@ def _emit_execution(
     for agent in (scientist, machine):
         if agent is not None:
             doc.wasAssociatedWith(activity, agent, plan)
+    recipe_plan, software = b.recipe(ex.trace_id or tag, recipe) or (None, None)
+    if software is not None:
+        doc.wasAssociatedWith(activity, software, recipe_plan)
+    elif recipe_plan is not None:  # no entry script (a notebook): the run still followed it
+        doc.used(activity, recipe_plan)
 
     links = link(spec, tasks, deps, elements)
     ordered = links.tasks
-    idents = _emit_tasks(b, ex, ordered)
+    idents = _emit_tasks(b, ex, ordered, _intervals(links))
     for t in ordered:
         doc.wasInformedBy(idents[t], exec_id)
+        if software is not None:
+            doc.wasAssociatedWith(idents[t], software, recipe_plan)
         for d in t.deps:
             if d in idents:
                 doc.wasInformedBy(idents[t], idents[d])
@@ -247,7 +263,30 @@ def _emit_execution(
         b.element(el)
 
 
-def _emit_tasks(b: DocumentBuilder, ex: Execution, ordered: list[TaskNode]) -> dict[TaskNode, Any]:
+def _intervals(links: Links) -> dict[TaskNode, tuple[dt.datetime | None, dt.datetime | None]]:
+    """Each task's PROV interval: its span's start and end, widened to cover the times of the
+    elements it generated or was given. PROV-CONSTRAINTS wants a generation or usage within its
+    activity; a task records some outputs after its span ended (a model saved once ``fit`` has
+    returned is still the training's output), so its activity lasts until its last output."""
+    out: dict[TaskNode, tuple[dt.datetime | None, dt.datetime | None]] = {}
+    for t in links.tasks:
+        start, end = t.start, t.end
+        times = [el.emitted_at for el in (*links.made.get(t, []), *links.given.get(t, [])) if el.emitted_at]
+        if times:
+            if start is not None and min(times) < start:
+                start = min(times)
+            if end is not None and max(times) > end:
+                end = max(times)
+        out[t] = (start, end)
+    return out
+
+
+def _emit_tasks(
+    b: DocumentBuilder,
+    ex: Execution,
+    ordered: list[TaskNode],
+    intervals: dict[TaskNode, tuple[dt.datetime | None, dt.datetime | None]],
+) -> dict[TaskNode, Any]:
     per_dt: dict[str, int] = defaultdict(int)
     for t in ordered:
         per_dt[t.dt_tag] += 1
@@ -257,10 +296,11 @@ def _emit_tasks(b: DocumentBuilder, ex: Execution, ordered: list[TaskNode]) -> d
         trace = r.trace_id or ex.trace_id or ex.tag
         idents[t] = ident = b.ident("task", trace, r.span_id or f"{t.dt_tag}.{t.id}")
         label = t.dt_tag if per_dt[t.dt_tag] == 1 else f"{t.dt_tag} · task {t.id}"
+        start, end = intervals.get(t, (t.start, t.end))
         b.doc.activity(
             ident,
-            utc(t.start),
-            utc(t.end),
+            utc(start),
+            utc(end),
             [
                 (PROV["type"], b.vocab("Task")),
                 (PROV["label"], clean_text(label)),
@@ -272,6 +312,8 @@ def _emit_tasks(b: DocumentBuilder, ex: Execution, ordered: list[TaskNode]) -> d
                         ("duration", typed(r.duration)),
                         ("rank", int(r.rank) if r.rank is not None else None),
                         ("error", r.error),
+                        # the span's own end, when outputs recorded after it widened the activity
+                        ("span_end", utc(t.end) if end != t.end else None),
                     ]
                 ),
             ],

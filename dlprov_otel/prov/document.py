@@ -4,7 +4,7 @@ from what the store keys on, so the same store gives the same document."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prov.constants import PROV
@@ -12,6 +12,7 @@ from prov.identifier import QualifiedName
 from prov.model import ProvDocument, ProvEntity
 
 from ..store import readmodel
+from ..store.artifacts import RecipeEntry
 from ..store.readmodel import Element, Hardware
 from ..store.schema import ELEMENT_ID, TRACE_ID
 from .namespaces import ID_PREFIX, ID_URI, MODEL_SETS, VOCAB_PREFIX, VOCAB_URI
@@ -126,6 +127,65 @@ class DocumentBuilder:
             self.agents[key] = ident
         return self.agents[key]
 
+    # -- the recipe of a run: a plan and the software that ran it ------------------------------
+    def recipe(
+        self, run_key: str, entries: Sequence[RecipeEntry]
+    ) -> tuple[QualifiedName, QualifiedName | None] | None:
+        """The recipe of one run as a ``prov:Plan`` (``dlprov:Recipe``) with its attributes and
+        digests, and the entry script as a ``prov:SoftwareAgent``; ``None`` without a recipe."""
+        if not entries:
+            return None
+        ranks = [e.rank for e in entries if e.rank is not None]
+        lead = min(ranks) if ranks else None
+        values = {e.name: e for e in entries if e.rank == lead or lead is None}
+        pairs: list[tuple[str, Any]] = []
+        multi: list[tuple[str, Any]] = []
+        for name, e in values.items():
+            if name.startswith(("package.", "seed.", "env.")):
+                group, _, key = name.partition(".")
+                multi.append((group, f"{key}={e.value}" if group != "package" else f"{key}=={e.value}"))
+            elif name == "git.diff":
+                pairs.append(("git_diff_sha256", e.digest))
+            elif name != "script.sha256":
+                pairs.append((name.replace(".", "_"), e.value))
+        script = values.get("script.path")
+        if script is not None:
+            pairs.append(("script_sha256", script.digest))
+        ident = self.ident("recipe", run_key)
+        self.doc.entity(
+            ident,
+            [
+                (PROV["type"], PROV["Plan"]),
+                (PROV["type"], self.vocab("Recipe")),
+                (PROV["label"], clean_text("recipe · " + _short(values))),
+                *self.attrs(pairs),
+                *self.attrs(multi),
+            ],
+        )
+        agent = None
+        if script is not None and script.value:
+            key = "software:" + (script.digest or script.value)
+            agent = self.agents.get(key)
+            if agent is None:
+                agent = self.ident("software", script.digest or script.value)
+                commit = values.get("git.commit")
+                self.doc.agent(
+                    agent,
+                    [
+                        (PROV["type"], PROV["SoftwareAgent"]),
+                        (PROV["label"], clean_text(script.value.rsplit("/", 1)[-1])),
+                        *self.attrs(
+                            [
+                                ("script_path", script.value),
+                                ("script_sha256", script.digest),
+                                ("git_commit", commit.value if commit else None),
+                            ]
+                        ),
+                    ],
+                )
+                self.agents[key] = agent
+        return ident, agent
+
     # -- elements ---------------------------------------------------------------------------
     def element(self, el: Element) -> ProvEntity:
         key = f"{el.get(TRACE_ID)}-{el.get(ELEMENT_ID)}"
@@ -143,6 +203,18 @@ class DocumentBuilder:
         self.entities[key] = entity
         self.tick(1)
         return entity
+
+
+def _short(values: dict[str, RecipeEntry]) -> str:
+    script = values.get("script.path")
+    commit = values.get("git.commit")
+    dirty = values.get("git.dirty")
+    suffix = "+dirty" if dirty is not None and dirty.value == "true" else ""
+    parts = [
+        script.value.rsplit("/", 1)[-1] if script is not None and script.value else None,
+        commit.value[:10] + suffix if commit is not None and commit.value else None,
+    ]
+    return " @ ".join(p for p in parts if p) or "run"
 
 
 def typed_attributes(el: Element) -> list[tuple[str, Any]]:

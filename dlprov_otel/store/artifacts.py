@@ -158,7 +158,9 @@ def find(store: Store, digest: str) -> list[Hit]:
                 hits.append(Hit(str(tag), flow, set_tag, column, span_id, idx))
     try:
         rows = store.query(
-            f"SELECT DISTINCT execution_tag, name FROM {store.cat(S.EXECUTION_RECIPE)} WHERE digest = ?", [digest]
+            f"SELECT DISTINCT execution_tag, name FROM {store.cat(S.EXECUTION_RECIPE)} "
+            "WHERE digest = ? AND name <> 'script.sha256'",  # script.path carries the same digest
+            [digest],
         ).rows
     except QueryError:
         rows = []

@@ -8,7 +8,9 @@
   ``executions/<tag>/prov.<fmt>`` and ``dataflows/<tag>/prov.<fmt>`` (a PROV download:
   json, provn, png, svg, xml, rdf, jsonld); ``executions/<tag>/models/<sha256>``: a model
   file the run recorded in ``otrainedmodel``, served from its recorded path only while the
-  file's sha256 still equals the recorded one (a request names a digest, never a path).
+  file's sha256 still equals the recorded one (a request names a digest, never a path);
+  ``lineage?digest=<sha256>``: the runs that made or used a file (``dlprov lineage``), and
+  ``lineage/prov.<fmt>?digest=<sha256>`` its PROV sub-graph.
 
 The SQL console posts to ``/v1/sql`` and the connection light asks ``/health``: the query app
 (:class:`dlprov_otel.http.QueryApp`) that is mounted next to this one answers them.
@@ -138,6 +140,10 @@ def _route(store: Store, segments: list[str], query: dict[str, str]) -> Any:
             return data.dataflow_detail(store, tag, int(version) if version else None)
         case ["dataflows", tag, name] if name.startswith("prov."):
             return _prov(store, name, dataflow=tag)
+        case ["lineage"]:  # the runs that made or used the file with this sha256 (H1)
+            return _lineage(store, query.get("digest") or "")
+        case ["lineage", name] if name.startswith("prov."):
+            return _lineage(store, query.get("digest") or "", name[len("prov."):].lower())
         case ["queries"]:
             try:
                 return data.example_queries(query.get("dataflow") or "mnist")
@@ -145,7 +151,29 @@ def _route(store: Store, segments: list[str], query: dict[str, str]) -> Any:
                 raise HTTPError(400, str(exc)) from exc
     raise HTTPError(404, f"no dashboard API {API}{'/'.join(segments)}: use executions, "
                     "executions/TAG, executions/TAG/prov.FORMAT, executions/TAG/models/SHA256, dataflows, "
-                    "dataflows/TAG, queries")
+                    "dataflows/TAG, queries, lineage?digest=SHA256")
+
+
+def _lineage(store: Store, digest: str, fmt: str | None = None) -> Any:
+    """``lineage?digest=``: the lineage document (see store/artifacts.py), or with ``prov.FMT``
+    its PROV sub-graph as a download."""
+    from dlprov_otel.store import artifacts
+
+    try:
+        lin = artifacts.lineage(store, digest)
+    except artifacts.DigestError as exc:
+        raise HTTPError(400, str(exc)) from exc
+    if not lin.found:
+        raise HTTPError(404, f"no stored artifact has sha256 {lin.digest}")
+    if fmt is None:
+        return artifacts.as_json(lin)
+    if fmt not in _PROV_TYPES:
+        raise HTTPError(404, f"unknown PROV format {fmt!r}: use one of {', '.join(_PROV_TYPES)}")
+    from dlprov_otel.prov.lineage import write_lineage
+
+    with tempfile.TemporaryDirectory(prefix="dlprov-ui-") as tmp:
+        path = write_lineage(store, lin, fmt, tmp)[0]
+        return path.read_bytes(), _PROV_TYPES[fmt], path.name
 
 
 def _model_file(store: Store, tag: str, digest: str) -> tuple[bytes, str, str]:
