@@ -102,4 +102,5 @@ export const api = {
   provPath: (tag, fmt, kind = "executions") => `/ui/api/${kind}/${encodeURIComponent(tag)}/prov.${fmt}`,
   modelPath: (tag, digest) => `/ui/api/executions/${encodeURIComponent(tag)}/models/${digest}`,
   lineage: (digest) => getJSON(`/ui/api/lineage?digest=${encodeURIComponent(digest)}`),
+  lineageProvPath: (digest, fmt) => `/ui/api/lineage/prov.${fmt}?digest=${encodeURIComponent(digest)}`,
 };

@@ -3,9 +3,9 @@
 // run(s) that produced or used it: recipe, hyperparameters, input data digests, epochs and
 // test metrics. The digest is kept in the address: #/lineage?digest=HEX.
 
-import { api } from "../api.js";
+import { api, fetchFile } from "../api.js";
 import { sha256File } from "../sha256.js";
-import { cell, clear, executionHref, fmtNum, fmtTime, h, statusBadge } from "../util.js";
+import { cell, clear, executionHref, fmtNum, fmtTime, h, saveFile, statusBadge } from "../util.js";
 
 const HEX = /^(?:sha256:)?([0-9a-f]{64})$/i;
 
@@ -35,14 +35,21 @@ function runCard(run) {
     a.task ? ` of task ${a.task.dt_tag} #${a.task.id}` : "",
     Object.keys(a.values || {}).length ? h("div", { class: "subtle small" },
       Object.entries(a.values).filter(([k]) => k !== a.column).slice(0, 6).map(([k, v]) => `${k}: ${typeof v === "number" ? fmtNum(v) : v}`).join(" · ")) : ""));
-  const recipe = run.recipe.length ? h("div", { class: "table-wrap" }, h("table", { class: "grid-table compact recipe" },
+  const recipeTable = (items) => h("div", { class: "table-wrap" }, h("table", { class: "grid-table compact recipe" },
     h("thead", {}, h("tr", {}, h("th", { text: "recipe" }), h("th", { text: "value" }), h("th", { text: "sha256" }))),
-    h("tbody", {}, run.recipe.map((r) => h("tr", { dataset: { recipe: r.name } }, h("td", { class: "mono small", text: r.name }),
-      h("td", { class: "recipe-value" }, cell(r.value, r.name === "git.diff" ? 400 : 120)), h("td", {}, r.digest ? digestLink(r.digest) : "")))))) :
+    h("tbody", {}, items.map((r) => h("tr", { dataset: { recipe: r.name } }, h("td", { class: "mono small", text: r.name }),
+      h("td", { class: "recipe-value" }, cell(r.value, r.name === "git.diff" ? 400 : 120)),
+      h("td", {}, r.digest ? digestLink(r.digest) : ""))))));
+  const packages = run.recipe.filter((r) => r.name.startsWith("package."));
+  const recipe = run.recipe.length ? h("div", {}, recipeTable(run.recipe.filter((r) => !r.name.startsWith("package."))),
+    packages.length ? h("details", { class: "packages" }, h("summary", { text: `${packages.length} imported packages and their versions` }),
+      recipeTable(packages)) : null) :
     h("p", { class: "empty-inline", text: "No recipe recorded (a run from before recipes were recorded)." });
   const inputs = run.inputs.length ? h("ul", { class: "inputs" }, run.inputs.map((i) => h("li", {},
-    h("span", { class: "mono small", text: i.set }), " ", digestLink(i.digest),
-    i.values?.data_name ? h("span", { class: "subtle small", text: ` ${i.values.data_name}` }) : ""))) :
+    h("span", { class: "mono small", text: i.set }), " ",
+    i.digest ? digestLink(i.digest) : h("span", { class: "subtle small", text: "no digest recorded" }),
+    h("div", { class: "subtle small", text: Object.entries(i.values || {}).slice(0, 4)
+      .map(([k, v]) => `${k}: ${typeof v === "number" ? fmtNum(v) : String(v).split("/").pop()}`).join(" · ") })))) :
     h("p", { class: "empty-inline", text: "No input data digests recorded." });
   const ep = run.epochs;
   const epochs = ep ? h("div", {}, h("p", { text: `${ep.count} epoch row(s) in ${ep.set}` }),
@@ -93,6 +100,18 @@ export async function render(main, { query }) {
     try {
       const doc = await api.lineage(digest);
       status.textContent = `${fileName ? `${fileName}: ` : ""}sha256 ${digest} — ${doc.runs.length} run(s)`;
+      status.append(h("span", { class: "downloads prov-lineage" }, " W3C PROV of this lineage: ",
+        [["json", "PROV-JSON"], ["provn", "PROV-N"], ["svg", "SVG"]].map(([fmt, label]) => h("a", {
+          class: "btn small", dataset: { prov: fmt }, text: label, href: api.lineageProvPath(digest, fmt),
+          onclick: async (ev) => {
+            ev.preventDefault();
+            try {
+              const { blob, name } = await fetchFile(api.lineageProvPath(digest, fmt));
+              saveFile(name, blob);
+            } catch (err) {
+              result.prepend(h("div", { class: "error-box", text: `PROV ${label}: ${err.message}` }));
+            }
+          } }))));
       result.append(...doc.runs.map(runCard));
     } catch (err) {
       status.textContent = "";
