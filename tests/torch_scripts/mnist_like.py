@@ -48,7 +48,8 @@ def train(args, model, device, train_loader, optimizer, epoch, log):
         total += loss.item()
         batches += 1
         if batch_idx % args.log_interval == 0:
-            print(f"Train Epoch: {epoch} [{batch_idx * len(data)}/{len(train_loader.dataset)}]\tLoss: {loss.item():.6f}")
+            seen = f"{batch_idx * len(data)}/{len(train_loader.dataset)}"
+            print(f"Train Epoch: {epoch} [{seen}]\tLoss: {loss.item():.6f}")
     log["train_loss"].append(total / batches)
 
 

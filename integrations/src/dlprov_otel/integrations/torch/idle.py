@@ -3,8 +3,9 @@
 An epoch's row waits after its training pass for the evaluation that may follow (its
 ``val_loss``) and for :func:`log_epoch`. A watcher thread, off the training thread, ends
 that wait: when no training step, evaluation loss, DataLoader pass or train/eval switch has
-happened for :data:`IDLE` seconds, it closes the evaluation in progress outside a DataLoader
-and emits the row (and the saves to files closed since). The training thread pays nothing
+happened for :data:`IDLE` seconds (and as many looks, :data:`TICK` apart), it closes the
+evaluation in progress outside a DataLoader and emits the row (and the saves to files closed
+since). The training thread pays nothing
 for it: the watcher compares counters the patches keep anyway.
 
 It waits longer (up to :data:`PATIENCE` seconds without a batch) when an evaluation is
@@ -65,6 +66,7 @@ class IdleWatcher:
         rec = self._rec
         last: Any = None
         since = time.monotonic()
+        ticks = 0
         while not self._stop.is_set():
             try:
                 rec.check_saves()
@@ -75,10 +77,14 @@ class IdleWatcher:
                 now = time.monotonic()
                 sig = rec.activity()
                 if sig != last:
-                    last, since = sig, now
+                    last, since, ticks = sig, now, 0
                 else:
+                    # quiet for IDLE seconds *and* for as many looks: a training thread that
+                    # only waited for the GIL (a long C call elsewhere) had its turns meanwhile
+                    ticks += 1
                     quiet = now - since
-                    if quiet >= IDLE and (quiet >= PATIENCE or not rec.evaluation_expected()):
+                    settled = quiet >= IDLE and ticks >= IDLE / TICK
+                    if settled and (quiet >= PATIENCE or not rec.evaluation_expected()):
                         rec.close_idle()
                         last = None
             except Exception as exc:  # the watcher never dies of provenance
