@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -385,3 +386,61 @@ def test_phone_width_layout(collector: CollectorProcess, runs: list[DigitsRun], 
         shot(pg, f"phone-{name}", tmp_path)
     context.close()
     assert not errors, errors
+
+
+def test_lineage_of_a_dropped_or_pasted_file(collector: CollectorProcess, pipeline: Any, page: Any,
+                                             tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    run = DigitsRun(tmp_path / "made", learning_rate=0.3, epochs=2).run()
+    assert dlprov_otel.flush(30)
+    page.goto(collector.url + "/ui/#/lineage")
+    # the file is digested in the browser (crypto.subtle here; the fallback agrees with it)
+    page.locator('#drop-zone ~ input[type="file"]').set_input_files(str(run.model_path))
+    card = page.locator(f'.lineage-run[data-run="{run.tag}"]')
+    expect(card).to_be_visible()
+    expect(page.get_by_label("digest")).to_have_value(run.model_sha256)
+    assert f"digest={run.model_sha256}" in page.url
+    expect(card.locator('li[data-role="output"]')).to_contain_text("otrainedmodel")
+    expect(card).to_contain_text("learning_rate")
+    expect(card).to_contain_text(str(run.test["accuracy"])[:5])
+    expect(card.locator("table.recipe tr[data-recipe='python.version']")).to_have_count(1)
+    expect(card.locator("details.packages")).to_contain_text("imported packages")
+    shot(page, "lineage-view", tmp_path)
+    with page.expect_download() as info:  # the PROV sub-graph of this lineage
+        page.locator('.prov-lineage a[data-prov="json"]').click()
+    prov_doc = json.loads(Path(info.value.path()).read_text())
+    assert prov_doc.get("entity") and prov_doc.get("activity")
+    # a reload keeps the digest and the answer
+    page.reload()
+    expect(page.locator(f'.lineage-run[data-run="{run.tag}"]')).to_be_visible()
+
+    # a dropped file that no run made: said so, with its digest
+    content = b"not a model of any run " * 1000
+    page.evaluate("""(bytes) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], "stranger.bin"));
+        document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true }));
+    }""", list(content))
+    missing = page.locator("#lineage-missing")
+    expect(missing).to_contain_text(hashlib.sha256(content).hexdigest())
+    expect(missing).to_contain_text("stranger.bin")
+    # a pasted digest, with its prefix and in capitals
+    page.get_by_label("digest").fill("sha256:" + run.model_sha256.upper())
+    page.get_by_role("button", name="Look up").click()
+    expect(page.locator(f'.lineage-run[data-run="{run.tag}"]')).to_be_visible()
+    page.get_by_label("digest").fill("not-a-digest")
+    page.get_by_role("button", name="Look up").click()
+    expect(page.locator("#digest-status")).to_contain_text("is not a sha256")
+    same = page.evaluate("""async () => {
+        const { Sha256 } = await import('/ui/js/sha256.js');
+        const out = [];
+        for (const n of [0, 1, 55, 56, 64, 1000, 70001]) {
+            const data = new Uint8Array(n).map((_, i) => (i * 131 + 7) & 255);
+            const ref = [...new Uint8Array(await crypto.subtle.digest('SHA-256', data))]
+                .map((b) => b.toString(16).padStart(2, '0')).join('');
+            out.push(new Sha256().update(data.subarray(0, n >> 1)).update(data.subarray(n >> 1)).hex() === ref);
+        }
+        return out;
+    }""")
+    assert same == [True] * 7
