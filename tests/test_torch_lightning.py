@@ -7,6 +7,7 @@ TensorFlow that the Keras tests bring into the test session).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import subprocess
 import sys
@@ -84,5 +85,17 @@ def test_instrumented_trainer_gets_the_callback_once(tmp_path, subprocess_env):
         assert (split["seed"], split["lengths"]) == ("5", "[128, 32]")
         deps = rows(st, "SELECT depends_on_task_id FROM task_dependency WHERE dt_tag = 'trainmodel'")
         assert deps == [{"depends_on_task_id": "splitdata-1"}]
+        # in PROV, the test activity used the test dataset and the trained model (issue 16)
+        assert used_by_test(st) == ["otestset", "otrainedmodel"]
     finally:
         st.close()
+
+
+def used_by_test(st) -> list[str]:
+    """The ``ds_tag`` of each entity the testmodel activity of the PROV document used."""
+    from dlprov_otel.prov import build_document
+
+    doc = json.loads(build_document(st, dataflow="torch").serialize(format="json"))
+    (test,) = [k for k, a in doc["activity"].items() if a.get("dlprov:dt_tag") == "testmodel"]
+    used = [u for u in doc["used"].values() for u in (u if isinstance(u, list) else [u])]
+    return sorted(doc["entity"][u["prov:entity"]]["dlprov:ds_tag"] for u in used if u["prov:activity"] == test)
