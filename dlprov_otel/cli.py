@@ -9,16 +9,14 @@ dlprov-otel-collector) through the ``dlprov_otel.commands`` entry point group.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
 import importlib
-import json
-import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from . import sqlcli
 from .errors import DLProvError
+from .sqlcli import print_result, split_statements  # noqa: F401 - the demo and tests import them from here
 
 # plugin module -> (its command, what to install for its dependencies)
 PLUGINS = {
@@ -45,143 +43,42 @@ def _plugins() -> dict[str, tuple[str, str]]:
     return found
 
 
-def split_statements(text: str) -> list[str]:
-    """Split SQL text on semicolons outside quotes and comments."""
-    out: list[str] = []
-    buf: list[str] = []
-    i, n = 0, len(text)
-    quote: str | None = None
-    while i < n:
-        c = text[i]
-        if quote:
-            buf.append(c)
-            if c == quote:
-                if i + 1 < n and text[i + 1] == quote:  # doubled quote inside a literal
-                    buf.append(text[i + 1])
-                    i += 1
-                else:
-                    quote = None
-        elif c in ("'", '"'):
-            quote = c
-            buf.append(c)
-        elif c == "-" and text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        elif c == "/" and text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
-        elif c == ";":
-            stmt = "".join(buf).strip()
-            if stmt:
-                out.append(stmt)
-            buf = []
-        else:
-            buf.append(c)
-        i += 1
-    stmt = "".join(buf).strip()
-    if stmt:
-        out.append(stmt)
-    return out
-
-
-def _cell(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "NULL"
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, dt.datetime):
-        return v.isoformat(sep=" ")
-    return str(v)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, dt.datetime | dt.date):
-        return v.isoformat()
-    return v
-
-
-def print_result(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table", out: Any = None) -> None:
-    """Print a result as an aligned table, CSV or JSON."""
-    out = out or sys.stdout
-    if fmt == "json":
-        json.dump([{c: _jsonable(v) for c, v in zip(columns, r, strict=False)} for r in rows], out, indent=2)
-        out.write("\n")
-        return
-    if fmt == "csv":
-        w = csv.writer(out)
-        w.writerow(columns)
-        for r in rows:
-            w.writerow(["" if v is None or (isinstance(v, float) and math.isnan(v)) else _jsonable(v) for v in r])
-        return
-    cells = [[_cell(v) for v in r] for r in rows]
-    cells = [[c if len(c) <= 60 else c[:57] + "..." for c in r] for r in cells]
-    widths = [len(c) for c in columns]
-    for r in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, r, strict=False)]
-    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    out.write(line + "\n")
-    out.write("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)) + " |\n")
-    out.write(line + "\n")
-    for r in cells:
-        out.write("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |\n")
-    out.write(line + "\n")
-    out.write(f"{len(rows)} row{'s' if len(rows) != 1 else ''}\n")
-
-
 def _cmd_sql(args: argparse.Namespace) -> int:
-    statements = split_statements(" ; ".join(args.sql))
-    if not statements:
-        raise DLProvError("no SQL statement given")
-    if args.endpoint:
-        from .client import query
-
-        columns, rows = query(args.endpoint, "; ".join(statements), token=args.token)
-    else:
-        if not args.write:
-            # read-only, as through the collector: reads only, and none of MonetDB's system
-            # objects (one of them, sys.sessions, crashes embedded MonetDB)
-            from .http.sqlguard import check_read_only
-
-            statements = check_read_only("; ".join(statements))
-        store = open_and_replay(args.store)
-        result = store.run_script(statements, read_only=not args.write)
-        columns, rows = result.columns, result.rows
-    if columns:
-        print_result(columns, rows, args.format)
-    else:
-        print("OK")
-    return 0
+    return sqlcli.run(args, open_and_replay)
 
 
 def _cmd_executions(args: argparse.Namespace) -> int:
+    """The runs, with the dashboard's status (killed detected), local or through a collector."""
     if args.endpoint:
         from .client import executions
 
         columns, rows = executions(args.endpoint, token=args.token)
-        print_result(columns, rows, args.format)
-        return 0
-    from .store import readmodel
+    else:
+        from .store.readmodel import EXECUTION_LIST_COLUMNS, execution_list
 
-    store = open_and_replay(args.store)
-    rows = [
-        (*e.as_dict().values(), sum(readmodel.element_counts(store, e.tag).values()))
-        for e in readmodel.execution_summaries(store)
-    ]
-    print_result([*readmodel.SUMMARY_COLUMNS, "elements"], rows, args.format)
+        columns = EXECUTION_LIST_COLUMNS
+        rows = [tuple(run[c] for c in columns) for run in execution_list(open_and_replay(args.store))]
+    print_result(columns, rows, args.format)
     return 0
 
 
-def open_and_replay(url: str | None) -> Any:
-    """Open a store, first storing what dead processes journalled for it and did not see stored."""
+def open_and_replay(url: str | None, must_exist: bool = True) -> Any:
+    """Open a store, first storing what dead processes journalled for it and did not see stored.
+    ``must_exist``: a store that is not there is an error, not a new empty one."""
+    from .errors import StoreError
     from .exporter import MonetDBSpanExporter
+    from .journal import orphans
     from .replay import replay_orphans
     from .spool import default_spool_dir
-    from .store import describe, open_store
+    from .store import describe, normalize_url, open_store, require_existing
 
+    if must_exist:
+        try:
+            require_existing(url)
+        except StoreError:
+            if not orphans(default_spool_dir(), describe(normalize_url(url))):
+                raise
+            # a process died before its store was made: what it journalled makes it now
     store = open_store(url)
     result = replay_orphans(default_spool_dir(), describe(store.url), MonetDBSpanExporter(store=store), patience=0)
     if result.journals or result.kept:
@@ -238,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dlprov-otel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("sql", help="run SQL statements in one session and print the last result")
+    p = sub.add_parser(
+        "sql", help="run SQL statements in one session and print every result (\\d [TABLE]: tables, columns)"
+    )
     p.add_argument("sql", nargs="+", help="e.g. 'SET SCHEMA \"mnist\"; SELECT * FROM otrainmodel'")
     _add_target(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -246,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow statements that write (a local store only; read-only by default)")
     p.set_defaults(func=_cmd_sql)
 
-    p = sub.add_parser("executions", help="list runs with status, start, end and row counts")
+    p = sub.add_parser(
+        "executions", help="list runs: tag, name, status (killed detected, as the dashboard), times, epochs, rows"
+    )
     _add_target(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.set_defaults(func=_cmd_executions)

@@ -342,8 +342,10 @@ def _cmd_load(args: argparse.Namespace) -> int:
         source = args.file
     else:
         from .prov import build_document
+        from .store import require_existing
 
-        document = build_document(args.store, execution=args.execution, dataflow=args.dataflow, progress=True)
+        store = require_existing(args.store)  # reading: never a new empty store
+        document = build_document(store, execution=args.execution, dataflow=args.dataflow, progress=True)
         source = f"execution {args.execution!r}" if args.execution else f"dataflow {args.dataflow!r}"
     result = load(document, uri=args.uri, user=args.user, password=args.password, database=args.database)
     print(

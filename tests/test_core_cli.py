@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -107,3 +108,141 @@ def test_sql_on_a_local_store_is_read_only_unless_write(recorded, subprocess_env
     assert wrote.returncode == 0, wrote.stderr
     kept = dlprov_cli("sql", "--store", str(recorded), "--format", "csv", "SELECT x FROM notes", env=subprocess_env)
     assert kept.stdout.split() == ["x", "1"]
+
+
+# --- names, every result, one-line errors, \d, a missing store (issue 15, parts 3 and 5) ----------
+def test_sql_prints_every_result_with_readable_headers(recorded, subprocess_env):
+    script = 'SELECT count(*), max(tag) FROM dataflow; SET SCHEMA "mnist"; SELECT epoch FROM otrainmodel ORDER BY epoch'
+    out = dlprov_cli("sql", "--store", str(recorded), script, env=subprocess_env)
+    assert out.returncode == 0, out.stderr
+    assert "| count | max   |" in out.stdout and "%" not in out.stdout  # not MonetDB's %1, %2
+    assert "| 1     | mnist |" in out.stdout
+    assert out.stdout.count(" row") == 2 and "| 1.0   |" in out.stdout  # both results, in order
+    as_json = dlprov_cli("sql", "--store", str(recorded), "--format", "json", script, env=subprocess_env)
+    decoder, text, docs = json.JSONDecoder(), as_json.stdout.strip(), []
+    while text:
+        doc, end = decoder.raw_decode(text)
+        docs.append(doc)
+        text = text[end:].strip()
+    assert docs == [[{"count": 1, "max": "mnist"}], [{"epoch": 0.0}, {"epoch": 1.0}]]
+
+
+def test_backslash_d_lists_tables_and_columns(recorded, subprocess_env):
+    tables = dlprov_cli("sql", "--store", str(recorded), "\\d", env=subprocess_env)
+    assert tables.returncode == 0, tables.stderr
+    assert "| mnist  | otrainmodel " in tables.stdout and "dataflow_execution" in tables.stdout
+    columns = dlprov_cli("sql", "--store", str(recorded), "\\d mnist.otrainmodel", env=subprocess_env)
+    assert columns.returncode == 0, columns.stderr
+    assert "| val_accuracy " in columns.stdout and "| double " in columns.stdout
+    written = dlprov_cli("sql", "--store", str(recorded), "--write", 'SET SCHEMA "mnist"; \\d itrainmodel',
+                         env=subprocess_env)
+    assert written.returncode == 0 and "| learning_rate " in written.stdout, written.stderr
+
+
+def test_sql_errors_say_what_to_do_in_one_line(recorded, subprocess_env):
+    keyword = dlprov_cli("sql", "--store", str(recorded), "SELECT trigger FROM mnist.oadaptation", env=subprocess_env)
+    assert keyword.returncode == 1 and len(keyword.stderr.splitlines()) == 1, keyword.stderr
+    assert 'needs double quotes, "trigger"' in keyword.stderr and "prepare" not in keyword.stderr
+    quoted = dlprov_cli("sql", "--store", str(recorded), 'SELECT "trigger" FROM mnist.oadaptation', env=subprocess_env)
+    assert quoted.returncode == 0, quoted.stderr
+    schema = dlprov_cli("sql", "--store", str(recorded), 'SET SCHEMA "cifar"; SELECT 1', env=subprocess_env)
+    assert schema.returncode == 1 and len(schema.stderr.splitlines()) == 1, schema.stderr
+    assert "no schema 'cifar'; the store has: mnist" in schema.stderr
+
+
+def test_read_commands_refuse_a_store_that_does_not_exist(tmp_path, subprocess_env):
+    missing = tmp_path / "typo-data"
+    for command in (["sql", "SELECT 1"], ["executions"], ["prov", "export", "--execution", "latest"]):
+        out = dlprov_cli(*command, "--store", str(missing), env=subprocess_env)
+        assert out.returncode == 1, (command, out.stdout)
+        assert out.stderr.splitlines() == [f"dlprov: error: no store at {missing}: it does not exist; "
+                                           "give --store with the path a run recorded into"]
+    assert not missing.exists()  # nothing was created
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = dlprov_cli("executions", "--store", str(empty), env=subprocess_env)
+    assert out.returncode == 1 and "is not a DLProv store" in out.stderr
+
+
+def test_runs_are_named_and_found_by_latest_name_or_prefix(dlprov, store_dir, tmp_path, subprocess_env, monkeypatch):
+    import re
+
+    import dlprov_otel
+
+    with dlprov_otel.execution(dataflow="mnist", name="baseline") as named:
+        pass
+    monkeypatch.setenv("DLPROV_RUN_NAME", "from-env")
+    with dlprov_otel.execution(dataflow="mnist") as env_named:
+        pass
+    monkeypatch.delenv("DLPROV_RUN_NAME")
+    with dlprov_otel.execution("kept as given: 1", dataflow="mnist") as given:
+        pass
+    dlprov_otel.shutdown()
+    for ex in (named, env_named):
+        assert re.fullmatch(r"mnist-\d{8}-\d{6}-[0-9a-f]{4}", ex.tag), ex.tag
+    assert (named.name, env_named.name, given.tag, given.name) == ("baseline", "from-env", "kept as given: 1", None)
+
+    listed = dlprov_cli("executions", "--store", str(store_dir), "--format", "json", env=subprocess_env)
+    assert [(r["tag"], r["name"]) for r in json.loads(listed.stdout)] == [
+        (named.tag, "baseline"), (env_named.tag, "from-env"), (given.tag, None)
+    ]
+    out = tmp_path / "prov"
+    prefix = next(env_named.tag[:k] for k in range(1, 40) if not named.tag.startswith(env_named.tag[:k]))
+    for ref, tag in (("latest", given.tag), ("baseline", named.tag), ("from-env", env_named.tag),
+                     (prefix, env_named.tag)):
+        res = dlprov_cli("prov", "export", "--execution", ref, "--store", str(store_dir), "--format", "json",
+                         "--out", str(out), env=subprocess_env)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == [str(out / f"{tag.replace(': ', '_').replace(' ', '_')}.json")]
+    ambiguous = dlprov_cli("prov", "export", "--execution", "mnist-", "--store", str(store_dir), env=subprocess_env)
+    assert ambiguous.returncode == 1 and len(ambiguous.stderr.splitlines()) == 1
+    assert "is the prefix of 2 executions" in ambiguous.stderr and named.tag in ambiguous.stderr
+    assert env_named.tag in ambiguous.stderr
+    unknown = dlprov_cli("prov", "export", "--execution", "nope", "--store", str(store_dir), env=subprocess_env)
+    assert unknown.returncode == 1 and "unknown execution 'nope'" in unknown.stderr and given.tag in unknown.stderr
+
+
+KILLED_RUN = """
+import os, signal
+import dlprov_otel
+dlprov_otel.configure(store={store!r})
+with dlprov_otel.execution(dataflow="mnist", name="doomed"):
+    with dlprov_otel.task("trainmodel") as t:
+        t.output("otrainmodel", timestamp="t", elapsed_time=1.0, loss=0.5, accuracy=0.8, val_loss=0.6,
+                 val_accuracy=0.7, epoch=0)
+        dlprov_otel.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_executions_local_and_endpoint_show_the_dashboards_killed_status(tmp_path, subprocess_env):
+    store = tmp_path / "store"
+    env = {**subprocess_env, "DLPROV_UI_KILLED_AFTER": "0"}
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN.format(store=str(store))], env=env, timeout=120)
+    assert killed.returncode == -9
+    local = dlprov_cli("executions", "--store", str(store), "--format", "json", env=env)
+    assert local.returncode == 0, local.stderr
+    (run,) = json.loads(local.stdout)
+    assert (run["name"], run["status"], run["epochs"], run["tasks"]) == ("doomed", "KILLED", 1, 1)
+    local_table = dlprov_cli("executions", "--store", str(store), env=env)  # before the dashboard holds the store
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "dlprov_otel.cli", "ui", "--store", str(store), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        url = None
+        for line in ui.stdout:
+            found = re.search(r"http://[\d.]+:\d+", line)
+            if found:
+                url = found.group(0)
+                break
+        assert url, f"dlprov ui did not start (exit {ui.poll()})"
+        remote = dlprov_cli("executions", "--endpoint", url, "--format", "json", env=env)
+        assert remote.returncode == 0, remote.stderr
+        (far,) = json.loads(remote.stdout)
+        assert list(far) == list(run) and far["status"] == "KILLED" and far["tag"] == run["tag"]
+        table = dlprov_cli("executions", "--endpoint", url, env=env)
+        assert table.stdout.splitlines()[1] == local_table.stdout.splitlines()[1]  # the same header
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)

@@ -69,8 +69,8 @@ class QueryApp:
         reader = self.stores.reader()
         with reader.lock:
             reader.backend.rollback()  # a fresh snapshot
-            runs = readmodel.execution_summaries(reader)
-        return json_response(200, [jsonable(run.as_dict()) for run in runs])
+            runs = readmodel.execution_list(reader)  # the dashboard's status (killed detected)
+        return json_response(200, [{k: jsonable(v) for k, v in run.items()} for run in runs])
 
     def health(self, request: Request) -> Response:
         """Status for anyone (a load balancer's probe); the store, errors and counters only for

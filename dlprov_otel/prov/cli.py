@@ -8,10 +8,11 @@ from . import DEFAULT_FORMATS, FORMATS
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from ..store import require_existing
     from . import export
 
     paths = export(
-        args.store,
+        require_existing(args.store),  # reading: never a new empty store
         execution=args.execution,
         dataflow=args.dataflow,
         formats=args.format,

@@ -31,12 +31,13 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("dlprov.ui").setLevel(logging.INFO)
     # imported when the command runs, not when `dlprov` builds its parser (the store loads numpy)
-    from dlprov_otel.store import default_store_url
+    from dlprov_otel.store import default_store_url, require_existing
 
     from .server import serve
 
     token = args.token if args.token is not None else os.environ.get("DLPROV_TOKEN")
-    return serve(args.store or default_store_url(), args.host, args.port, token or None, args.insecure)
+    store = require_existing(args.store or default_store_url())  # reading: never a new empty store
+    return serve(store, args.host, args.port, token or None, args.insecure)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
