@@ -126,9 +126,10 @@ def test_learning_rate_scheduler_is_an_adaptation(run: str, digits: Any) -> None
 
     rates = history.history["learning_rate"]  # the rate each epoch trained with
     adaptations = set_rows("oadaptation", run, "epoch")
+    # labelled with the epoch whose end triggered the change (the scheduler runs at the next begin)
     assert [(a["epoch"], a["old_learning_rate"], a["new_learning_rate"]) for a in adaptations] == [
-        (1, rates[0], rates[1]),
-        (2, rates[1], rates[2]),
+        (0, rates[0], rates[1]),
+        (1, rates[1], rates[2]),
     ]
     assert {a["trigger"] for a in adaptations} == {"LearningRateScheduler"}
     assert [r["learning_rate"] for r in set_rows("otrainmodel", run, "epoch")] == rates
@@ -152,7 +153,8 @@ def test_schedule_objects_and_a_users_change_are_adaptations(run: str, digits: A
         return float(keras.ops.convert_to_numpy(schedule(step)))
 
     adaptations = set_rows("oadaptation", run, "epoch")
-    assert [(a["epoch"], a["trigger"]) for a in adaptations] == [(1, "ExponentialDecay"), (2, "ExponentialDecay")]
+    # a per-step schedule: labelled with the epoch in progress
+    assert [(a["epoch"], a["trigger"]) for a in adaptations] == [(0, "ExponentialDecay"), (1, "ExponentialDecay")]
     assert [a["old_learning_rate"] for a in adaptations] == pytest.approx([rate(0), rate(8)], rel=1e-6)
     assert [a["new_learning_rate"] for a in adaptations] == pytest.approx([rate(8), rate(16)], rel=1e-6)
     (hp,) = set_rows("itrainmodel", run)
@@ -167,7 +169,7 @@ def test_schedule_objects_and_a_users_change_are_adaptations(run: str, digits: A
     model.fit(x, y, epochs=2, batch_size=256, verbose=0, callbacks=[Bump()])
     bumped = set_rows("oadaptation", run, "emitted_at")[2:]
     assert [(a["epoch"], a["trigger"], a["old_learning_rate"], a["new_learning_rate"]) for a in bumped] == [
-        (1, "Bump", float(np.float32(0.01)), float(np.float32(0.05)))
+        (0, "Bump", float(np.float32(0.01)), float(np.float32(0.05)))
     ]
 
 
@@ -181,13 +183,16 @@ def test_reduce_lr_on_plateau_and_early_stopping(run: str, digits: Any) -> None:
 
     rates = history.history["learning_rate"]
     final = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    expected = [(i, rates[i - 1], rates[i]) for i in range(1, len(rates)) if rates[i] != rates[i - 1]]
+    # reduced at the end of epoch i - 1: labelled i - 1, and recorded after that epoch's row
+    expected = [(i - 1, rates[i - 1], rates[i]) for i in range(1, len(rates)) if rates[i] != rates[i - 1]]
     if final != rates[-1]:
-        expected.append((len(rates), rates[-1], final))  # reduced after the last epoch
+        expected.append((len(rates) - 1, rates[-1], final))  # reduced after the last epoch
     adaptations = set_rows("oadaptation", run, "epoch")
     assert expected
     assert [(a["epoch"], a["old_learning_rate"], a["new_learning_rate"]) for a in adaptations] == expected
     assert {a["trigger"] for a in adaptations} == {"ReduceLROnPlateau"}
+    rows_of = {r["epoch"]: r for r in set_rows("otrainmodel", run, "epoch")}
+    assert all(a["emitted_at"] >= rows_of[a["epoch"]]["emitted_at"] for a in adaptations)
 
     epochs = set_rows("otrainmodel", run, "epoch")
     assert len(epochs) == len(history.history["loss"]) == stop.stopped_epoch + 1 < 10
@@ -419,7 +424,7 @@ def test_hand_added_callback_without_instrumentor(dlprov: Any, digits: Any) -> N
     (adaptation,) = set_rows("oadaptation", tag)
     rates = history.history["learning_rate"]
     assert (adaptation["epoch"], adaptation["old_learning_rate"], adaptation["new_learning_rate"]) == (
-        1,
+        0,
         rates[0],
         rates[1],
     )
@@ -477,3 +482,51 @@ def test_fit_spans_go_to_the_given_tracer_provider(digits: Any, monkeypatch: pyt
     assert train.attributes[semconv.TASK_STATUS] == semconv.FINISHED
     epochs = [s for s in spans if s.attributes.get(semconv.DATASET_TAG) == "otrainmodel"]
     assert [e.attributes[semconv.data_key("loss")][0] for e in epochs] == history.history["loss"]
+
+
+def test_checkpoints_carry_their_epoch_and_a_loaded_model_links_to_its_training(
+    run: str, digits: Any, tmp_path: Path
+) -> None:
+    from prov.model import ProvGeneration, ProvUsage
+
+    from dlprov_otel.prov import build_document
+
+    x, y = digits
+    model = make_model()
+    every = keras.callbacks.ModelCheckpoint(str(tmp_path / "e{epoch:02d}.keras"))  # Keras names epochs from 1
+    best = keras.callbacks.ModelCheckpoint(str(tmp_path / "best.keras"), monitor="loss", save_best_only=True)
+    history = model.fit(x, y, epochs=3, batch_size=128, verbose=0, callbacks=[every, best])
+    best_epoch = min(range(3), key=lambda e: history.history["loss"][e])
+
+    (train,) = tasks(run, "trainmodel")
+    saved = [r for r in set_rows("otrainedmodel", run) if r["producer_task_id"] == train["id"]]
+    # each checkpoint carries the epoch whose weights it holds (saved at that epoch's end)
+    assert sorted((Path(r["model_dir"]).name, r["epoch"]) for r in saved if "best" not in r["model_dir"]) == [
+        ("e01.keras", 0),
+        ("e02.keras", 1),
+        ("e03.keras", 2),
+    ]
+    assert [r["epoch"] for r in saved if r["model_dir"].endswith("best.keras")][-1] == best_epoch
+
+    loaded = keras.models.load_model(tmp_path / "best.keras")
+    result = loaded.evaluate(x, y, verbose=0, return_dict=True)
+    (test,) = tasks(run, "testmodel")
+    assert depends_on(run, test["id"]) == {("trainmodel", train["id"])}
+    digest = hashlib.sha256((tmp_path / "best.keras").read_bytes()).hexdigest()
+    (given,) = [r for r in set_rows("otrainedmodel", run) if r["consumer_task_id"] == test["id"]]
+    assert (given["sha256"], given["epoch"], given["loaded"]) == (digest, best_epoch, "model")
+    assert given["model_dir"] == str(tmp_path / "best.keras")
+    (tested,) = set_rows("otestmodel", run)
+    assert tested["loss"] == result["loss"]
+
+    # PROV: the evaluation used the very model entity the training generated (by sha256)
+    doc = build_document(dlprov_otel.get_store(), execution=run)
+    entities = {
+        str(r.identifier): r
+        for r in doc.get_records()
+        if r.get_type().localpart == "Entity" and digest in {str(v) for _, v in r.attributes}
+    }
+    generated = {str(g.args[0]) for g in doc.get_records(ProvGeneration)} & set(entities)
+    used = {str(u.args[1]) for u in doc.get_records(ProvUsage)} & set(entities)
+    last_best = generated & used
+    assert len(last_best) == 1, (generated, used)

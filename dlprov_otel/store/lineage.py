@@ -125,6 +125,7 @@ def link(
             owners[id(el)] = (consumer, "input")
         else:
             orphans.append(el)
+    _same_files(given, made)
 
     used: dict[TaskNode, list[tuple[str, list[Element]]]] = {}
     for n in nodes:
@@ -138,6 +139,19 @@ def link(
             found.append((set_tag, nearest_outputs(n, set_tag, producers, outputs)))
         used[n] = found
     return Links(nodes, given, made, orphans, owners, used)
+
+
+def _same_files(given: dict[TaskNode, list[Element]], made: dict[TaskNode, list[Element]]) -> None:
+    """A task given a file (its ``sha256``) that a task of these executions output in the
+    same set used that very output (a model loaded after its training saved it)."""
+    outputs = {(el.set_tag, el.get("sha256")): el for els in made.values() for el in els if el.get("sha256")}
+    if not outputs:
+        return
+    for els in given.values():
+        for i, el in enumerate(els):
+            digest = el.get("sha256")
+            if digest and (el.set_tag, digest) in outputs:
+                els[i] = outputs[(el.set_tag, digest)]
 
 
 def nearest_outputs(

@@ -57,7 +57,7 @@ def callback_classes() -> dict[str, type]:
                 return
             if self._checks_rate:
                 run.epoch_started(epoch)
-                guarded("learning rate", run.check_rate, epoch, run.schedule or "callback")
+                guarded("learning rate", run.check_rate, run.begin_label(epoch), run.schedule or "callback")
             guarded("learning rate", run.snapshot_rate)
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
@@ -66,7 +66,7 @@ def callback_classes() -> dict[str, type]:
                 return
             guarded("otrainmodel", run.epoch_ended, epoch, logs)
             if self._checks_rate:
-                guarded("learning rate", run.check_rate, epoch + 1, run.schedule or "callback")
+                guarded("learning rate", run.check_rate, epoch, run.schedule or "callback")
 
         def on_train_end(self, logs: Any = None) -> None:
             self._training = False
@@ -95,10 +95,11 @@ def callback_classes() -> dict[str, type]:
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             if self.first:
                 self.run.epoch_started(epoch)
-            guarded("learning rate", self.run.check_rate, epoch, self.trigger)
+            guarded("learning rate", self.run.check_rate, self.run.begin_label(epoch), self.trigger)
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            guarded("learning rate", self.run.check_rate, epoch + 1, self.trigger)
+            # the epoch's row (recorded by the last callback) goes first, then the change
+            guarded("learning rate", self.run.check_rate, epoch, self.trigger, defer=True)
 
     class EvalProbe(keras.callbacks.Callback):
         """Keeps the metrics ``evaluate`` returns (its final logs)."""

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Collection
 
 from .._shared.context import Settings
+from .._shared.guard import guarded
 from .._shared.instrumentor import DLProvInstrumentor
+from .._shared.silence import expect_training, stop_expecting
+from .loops import FRAMEWORK, LoopRecorder, active
 from .patches import patch
 from .runs import DEFAULT_DATAFLOW, state
+from .tfpatches import patch_loops
+
+HINT = (
+    "from dlprov_otel.integrations.keras import DLProvCallback; model.fit(..., callbacks=[DLProvCallback()]), "
+    "or dlprov_otel.execution(...) with task(...).output('otrainmodel', ...) in a custom loop"
+)
 
 _instruments = ("keras >= 3.0",)
 
@@ -32,10 +42,28 @@ class KerasInstrumentor(DLProvInstrumentor):
 
     def _start(self, settings: Settings) -> None:
         state.settings = settings
-        self.patcher.when_imported("keras", lambda: patch(self.patcher))
+        active.recorder = LoopRecorder()
+        self.patcher.when_imported("keras", self._patch)
+        expect_training(FRAMEWORK, modules=("tensorflow", "keras"), hint=HINT)
+        atexit.register(finish_loops)
+
+    def _patch(self) -> None:
+        patch(self.patcher)
+        patch_loops(self.patcher)
 
     def _stop(self) -> None:
+        finish_loops()
+        atexit.unregister(finish_loops)
+        stop_expecting(FRAMEWORK)
+        active.recorder = None
         state.settings = None
+
+
+def finish_loops() -> None:
+    """End a custom loop's training (at exit, or when uninstrumented)."""
+    rec = active.recorder
+    if rec is not None:
+        guarded("tensorflow finish", rec.finish)
 
 
 __all__ = ["KerasInstrumentor"]

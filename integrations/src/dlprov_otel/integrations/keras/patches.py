@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +17,10 @@ from dlprov_otel.api import DataSet, Task
 from .. import lineage
 from .._shared.guard import guarded, report
 from .._shared.patching import Patcher
+from . import loading, loops
 from .callbacks import callback_classes
-from .facts import model_format, optional
-from .runs import EvalRun, TrainRun, context, last_train, running, state
+from .facts import optional
+from .runs import EvalRun, TrainRun, context, last_train, running, state, weights_epoch
 
 
 # --- the wrappers --------------------------------------------------------------------------
@@ -149,6 +150,23 @@ def _prepare_fit(wrapped: Any, model: Any, args: tuple, kwargs: dict) -> tuple[T
         raise
 
 
+def _paused(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Keras's own training and evaluation are not custom loops (:mod:`.loops`)."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        rec = loops.active.recorder
+        if rec is None:
+            return fn(wrapped, instance, args, kwargs)
+        rec.paused += 1
+        try:
+            return fn(wrapped, instance, args, kwargs)
+        finally:
+            rec.paused -= 1
+
+    return wrapper
+
+
+@_paused
 def _wrap_fit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     if not state.enabled:
         return wrapped(*args, **kwargs)
@@ -174,7 +192,7 @@ def _prepare_evaluate(wrapped: Any, model: Any, args: tuple, kwargs: dict) -> tu
     except TypeError:
         return None
     a = bound.arguments
-    run = EvalRun(model, a.get("x"), a.get("y"))
+    run = EvalRun(model, a.get("x"), a.get("y"), model_input=loading.loaded_input(model))
     try:
         probe = callback_classes()["EvalProbe"](run)
         value = a.get("callbacks")
@@ -189,6 +207,7 @@ def _prepare_evaluate(wrapped: Any, model: Any, args: tuple, kwargs: dict) -> tu
         raise
 
 
+@_paused
 def _wrap_evaluate(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     # fit validates by calling evaluate(..., _use_cached_eval_dataset=True): not a test
     if not state.enabled or kwargs.get("_use_cached_eval_dataset"):
@@ -209,25 +228,28 @@ def _wrap_evaluate(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> An
 def _record_save(model: Any, saved: str, args: tuple, kwargs: dict) -> None:
     path = args[0] if args else kwargs.get("filepath")
     row: dict[str, Any] = {"model_name": optional(lambda: model.name), "saved": saved}
-    if isinstance(path, str | os.PathLike):
-        full = os.path.abspath(os.fspath(path))
-        row.update(model_dir=full, format=model_format(full))
-        if os.path.exists(full):
-            row["size_bytes"], row["sha256"] = lineage.file_digest(full)
-    else:
-        row["model_dir"] = repr(path)
+    row.update(loading.describe_file(path))
     run = running.get(model)
     if run is not None and not run.ended:  # during fit: a checkpoint
-        if run.last_epoch is not None:
-            row["epoch"] = run.last_epoch
+        epoch = run.checkpoint_epoch()
+        if epoch is not None:
+            row["epoch"] = epoch  # the epoch whose weights it holds
         run.task.add_dataset(DataSet("otrainedmodel", [row]))
         run.task.save()
+        loading.remember_save(run.task, row)
         return
     df, exec_tag = context()
     task = last_train.get(model)
     if task is not None and task.exec_tag == exec_tag:
-        # after fit returned: still an output of the training that produced the model
+        # after fit returned (or during a custom loop): an output of the training of the model
+        rec = loops.active.recorder
+        epoch = rec.checkpoint_epoch(model) if rec is not None else None
+        if epoch is None:
+            epoch = weights_epoch.get(model)
+        if epoch is not None:
+            row["epoch"] = epoch
         task.add_late_dataset(DataSet("otrainedmodel", [row]))
+        loading.remember_save(task, row)
         return
     # a model saved without a fit in this run (loaded, or trained elsewhere)
     task = lineage.new_task(df, exec_tag, "trainmodel")
@@ -235,6 +257,23 @@ def _record_save(model: Any, saved: str, args: tuple, kwargs: dict) -> None:
     task.add_dataset(DataSet("otrainedmodel", [row]))
     task.end()
     last_train[model] = task
+    loading.remember_save(task, row)
+
+
+def _wrap_load_model(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    model = wrapped(*args, **kwargs)
+    if state.enabled:
+        path = args[0] if args else kwargs.get("filepath")
+        guarded("load_model", loading.record_load, model, path, "model")
+    return model
+
+
+def _wrap_load_weights(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    result = wrapped(*args, **kwargs)
+    if state.enabled:
+        path = args[0] if args else kwargs.get("filepath")
+        guarded("load_weights", loading.record_load, instance, path, "weights")
+    return result
 
 
 def _save_wrapper(saved: str) -> Callable[..., Any]:
@@ -265,11 +304,20 @@ def patch(patcher: Patcher) -> None:
         ("evaluate", _wrap_evaluate),
         ("save", _save_wrapper("model")),
         ("save_weights", _save_wrapper("weights")),
+        ("load_weights", _wrap_load_weights),
     ]
     for name, wrapper in targets:
         owner = _owner(keras.Model, name)
         if not patcher.is_patched(owner, name):
             patcher.wrap(owner, name, wrapper)
+    # load_model as each module that exports it names it (tf.keras's when it is first used)
+    for name in ("keras.models", "keras.saving", "keras._tf_keras.keras.models", "keras._tf_keras.keras.saving"):
+        patcher.when_imported(name, lambda name=name: _patch_load_model(patcher, sys.modules[name]))
+
+
+def _patch_load_model(patcher: Patcher, module: Any) -> None:
+    if "load_model" in vars(module) and not patcher.is_patched(module, "load_model"):
+        patcher.wrap(module, "load_model", _wrap_load_model)
 
 
 __all__ = ["patch"]

@@ -42,6 +42,7 @@ class _State:
 state = _State()
 last_train: weakref.WeakKeyDictionary[Any, Task] = weakref.WeakKeyDictionary()  # model -> task
 running: weakref.WeakKeyDictionary[Any, TrainRun] = weakref.WeakKeyDictionary()  # fit in progress
+weights_epoch: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # model -> epoch of its weights
 
 
 def context(dataflow: str | None = None, execution: str | None = None) -> tuple[Dataflow, str]:
@@ -79,7 +80,9 @@ class TrainRun:
         self.inputs_recorded = False
         self.epoch_start = time.perf_counter()
         self.epoch_rate: float | None = None
-        self.last_epoch: int | None = None
+        self.last_epoch: int | None = None  # the last epoch whose row was recorded
+        self.current_epoch: int | None = None  # the epoch in progress (or just ended)
+        self.deferred: list[tuple[str, float, float, int, str]] = []  # adaptations after the row
         self.ended = False
         self.cleanup: Callable[[], Any] | None = None  # undoes what fit's wrapper changed
         running[model] = self
@@ -109,14 +112,27 @@ class TrainRun:
         self.task.save()
 
     # learning rate ------------------------------------------------------------------------
-    def check_rate(self, epoch: int, trigger: str) -> None:
-        """Record an adaptation for each optimizer whose rate changed since the last check."""
+    def check_rate(self, epoch: int, trigger: str, *, defer: bool = False) -> None:
+        """Record an adaptation for each optimizer whose rate changed since the last check.
+
+        ``epoch`` is the epoch whose end triggered the change (the convention of every
+        integration); a negative one (a rate set before the first epoch) is no adaptation.
+        ``defer``: the epoch's row is not recorded yet; the adaptation follows it.
+        """
         now = learning_rates(self.model)
         for key, new in now.items():
             old = self.rates.get(key)
-            if old is not None and new != old:
-                self._adaptation(key, old, new, epoch, trigger)
+            if old is not None and new != old and epoch >= 0:
+                if defer:
+                    self.deferred.append((key, old, new, epoch, trigger))
+                else:
+                    self._adaptation(key, old, new, epoch, trigger)
         self.rates = now
+
+    def flush_adaptations(self) -> None:
+        deferred, self.deferred = self.deferred, []
+        for args in deferred:
+            self._adaptation(*args)
 
     def _adaptation(self, optimizer: str, old: float, new: float, epoch: int, trigger: str) -> None:
         self.adaptations += 1
@@ -140,6 +156,13 @@ class TrainRun:
     # epochs -------------------------------------------------------------------------------
     def epoch_started(self, epoch: int) -> None:
         self.epoch_start = time.perf_counter()
+        self.current_epoch = epoch
+
+    def begin_label(self, epoch: int) -> int:
+        """The label of a change seen at ``on_epoch_begin(epoch)``: the epoch before (whose
+        end triggered it); -1 (no adaptation) before the first epoch of this fit."""
+        first = self.fit_info.get("initial_epoch", 0) or 0
+        return epoch - 1 if epoch > first else -1
 
     def snapshot_rate(self) -> None:
         """The rate this epoch trains with (read after every callback's epoch begin)."""
@@ -165,6 +188,7 @@ class TrainRun:
         self.last_epoch = epoch
         self.task.add_dataset(DataSet("otrainmodel", [row]))
         self.task.save()
+        self.flush_adaptations()
 
     def _early_stopping(self, epoch: int) -> dict[str, Any]:
         from keras.callbacks import EarlyStopping
@@ -179,14 +203,35 @@ class TrainRun:
                 }
         return {}
 
+    def _weights_epoch(self) -> int | None:
+        """The epoch whose weights the model holds after fit (EarlyStopping may restore the best)."""
+        from keras.callbacks import EarlyStopping
+
+        for cb in self.callbacks:
+            if isinstance(cb, EarlyStopping) and cb.restore_best_weights and cb.stopped_epoch:
+                best = getattr(cb, "best_epoch", None)
+                if best is not None:
+                    return int(best)
+        return self.last_epoch
+
+    def checkpoint_epoch(self) -> int | None:
+        """The epoch whose weights a save during fit holds: the one in progress or just ended."""
+        return self.current_epoch
+
     def finish(self, error: BaseException | None) -> None:
         if self.ended:
             return
         self.ended = True
         running.pop(self.model, None)
         last_train[self.model] = self.task
+        held = self._weights_epoch()
+        if held is not None:
+            weights_epoch[self.model] = held
+        else:
+            weights_epoch.pop(self.model, None)
         try:
             self.record_inputs()
+            self.flush_adaptations()
         finally:
             self.task.end(error=error)
 
@@ -194,7 +239,15 @@ class TrainRun:
 class EvalRun:
     """One ``evaluate``: a ``testmodel`` task and its ``otestmodel`` element."""
 
-    def __init__(self, model: Any, x: Any, y: Any, dataflow: str | None = None, execution: str | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        x: Any,
+        y: Any,
+        dataflow: str | None = None,
+        execution: str | None = None,
+        model_input: Mapping[str, Any] | None = None,
+    ) -> None:
         df, exec_tag = context(dataflow, execution)
         rows = lineage.describe(x, "x") + lineage.describe(y, "y")
         deps: list[Task] = []
@@ -206,6 +259,8 @@ class EvalRun:
             last = lineage.last_data_task(exec_tag)
             deps = [last] if last else []
         self.task = lineage.new_task(df, exec_tag, "testmodel", deps)
+        if model_input is not None:  # the model file it was loaded from
+            self.task.add_dataset(DataSet("otrainedmodel", [dict(model_input)]))
         self.logs: dict[str, Any] | None = None
         self.ended = False
         self.task.begin()
@@ -230,4 +285,4 @@ class EvalRun:
             self.task.end(error=error)
 
 
-__all__ = ["EvalRun", "TrainRun", "context", "last_train", "running", "state"]
+__all__ = ["EvalRun", "TrainRun", "context", "last_train", "running", "state", "weights_epoch"]

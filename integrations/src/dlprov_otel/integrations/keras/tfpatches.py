@@ -1,0 +1,124 @@
+"""The patches that feed :class:`.loops.LoopRecorder` (TensorFlow custom training loops).
+
+Called once per training step (eager): ``GradientTape.gradient`` and
+``Optimizer.apply_gradients``, replaced by plain functions (``Patcher.replace``: a wrapt
+proxy costs more than what they do); ``Loss.__call__`` and the ``tf.data`` iterator's
+``__next__`` are the same. ``Dataset.__iter__`` (once per pass) and ``Model.__init__`` (once
+per model) are wrapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._shared.guard import guarded, report
+from .._shared.patching import Patcher
+from .loops import active
+
+
+def _gradient(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def gradient(self: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
+        rec = active.recorder
+        if rec is not None:
+            try:
+                rec.on_gradient(target)
+            except Exception as exc:
+                report("tensorflow gradient", exc)
+        return orig(self, target, *args, **kwargs)
+
+    return gradient
+
+
+def _apply_gradients(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def apply_gradients(self: Any, grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
+        rec = active.recorder
+        if rec is not None and not rec.paused and not rec.knows(self):
+            grads_and_vars = list(grads_and_vars)  # a zip is read once: keep it for Keras
+            guarded("tensorflow optimizer", rec.on_optimizer, self, grads_and_vars)
+        return orig(self, grads_and_vars, *args, **kwargs)
+
+    return apply_gradients
+
+
+def _loss_call(orig: Callable[..., Any]) -> Callable[..., Any]:
+    from tensorflow.python.eager import record
+
+    def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
+        value = orig(self, *args, **kwargs)
+        rec = active.recorder
+        if rec is not None and not rec.paused:
+            try:
+                if record.could_possibly_record():  # inside a GradientTape: a training loss
+                    if rec.loss_name is None:
+                        rec.loss_name = type(self).__name__
+                else:
+                    rec.on_eval_loss(value)
+            except Exception as exc:
+                report("tensorflow evaluation loss", exc)
+        return value
+
+    return __call__
+
+
+def _next(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def __next__(self: Any) -> Any:
+        try:
+            return orig(self)
+        except StopIteration:
+            rec = active.recorder
+            if rec is not None:
+                guarded("tensorflow epoch", rec.on_exhausted, self)
+            raise
+
+    return __next__
+
+
+def _iter(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    iterator = wrapped(*args, **kwargs)
+    rec = active.recorder
+    if rec is not None and not rec.paused:
+        from tensorflow.python.eager import context as tf_context
+
+        if tf_context.executing_eagerly():
+            guarded("tensorflow pass", rec.on_pass_start, instance, iterator)
+    return iterator
+
+
+def _model_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    result = wrapped(*args, **kwargs)
+    rec = active.recorder
+    if rec is not None:
+        guarded("tensorflow model", rec.on_model, instance)
+    return result
+
+
+def _owner(cls: type, name: str) -> type:
+    return next(k for k in cls.__mro__ if name in k.__dict__)
+
+
+def patch_loops(patcher: Patcher) -> None:
+    """Patch TensorFlow and Keras for custom loops (Keras 3 on the TensorFlow backend)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+    from tensorflow.python.data.ops import dataset_ops, iterator_ops
+
+    replaced = [
+        (tf.GradientTape, "gradient", _gradient),
+        (_owner(keras.optimizers.Optimizer, "apply_gradients"), "apply_gradients", _apply_gradients),
+        (_owner(keras.losses.Loss, "__call__"), "__call__", _loss_call),
+        (iterator_ops.OwnedIterator, "__next__", _next),
+    ]
+    for owner, name, factory in replaced:
+        if not patcher.is_patched(owner, name):
+            patcher.replace(owner, name, factory)
+    wrapped = [(dataset_ops.DatasetV2, "__iter__", _iter), (_owner(keras.Model, "__init__"), "__init__", _model_init)]
+    for owner, name, wrapper in wrapped:
+        if not patcher.is_patched(owner, name):
+            patcher.wrap(owner, name, wrapper)
+
+
+__all__ = ["patch_loops"]

@@ -1,0 +1,95 @@
+"""TensorFlow custom training loops (the Keras guide's GradientTape over tf.data, no fit),
+run unmodified under ``opentelemetry-instrument``: rows equal what the script computed."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlprov_otel.integrations._shared import STRICT_ENV
+from dlprov_otel.store import open_store
+from tests.torch_helpers import report, rows, run_instrumented, set_rows
+
+pytestmark = pytest.mark.keras
+
+SCRIPTS = Path(__file__).parent / "keras_scripts"
+
+
+def close(a: Any, b: float, rel: float = 1e-6) -> bool:
+    return a is not None and not (isinstance(a, float) and math.isnan(a)) and math.isclose(a, b, rel_tol=rel)
+
+
+def train(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[dict[str, Any], Any]:
+    store = tmp_path / "store"
+    proc = run_instrumented(str(SCRIPTS / "tf_loop.py"), list(args), {**env, STRICT_ENV: "1"}, store, tmp_path)
+    own = report(proc)
+    assert "no training was recognised" not in proc.stderr
+    return own, open_store(store)
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "tf.function"])
+def test_gradient_tape_loop_epochs_validation_cut_and_test(tmp_path: Path, subprocess_env: dict, traced: bool) -> None:
+    args = ["--cut", "1", "--test"] + (["--function"] if traced else [])
+    own, st = train(tmp_path, subprocess_env, *args)
+    try:
+        epochs = set_rows(st, "otrainmodel", "epoch", dataflow="keras")
+        assert [r["epoch"] for r in epochs] == [0, 1, 2]
+        for r, mine in zip(epochs, own["epochs"], strict=True):
+            assert close(r["loss"], mine["loss"]), (r["loss"], mine["loss"])
+            assert close(r["val_loss"], mine["val_loss"]), (r["val_loss"], mine["val_loss"])
+            assert r["steps"] == mine["steps"] == 5
+            assert close(r["learning_rate"], mine["lr"])
+        (hp,) = set_rows(st, "itrainmodel", dataflow="keras")
+        assert (hp["optimizer_name"], hp["num_layers"], hp["training_loop"]) == ("sgd", 3, "GradientTape")
+        assert close(hp["learning_rate"], own["epochs"][0]["lr"])
+        assert hp["loss_function"] == "SparseCategoricalCrossentropy"
+        assert hp["param_count"] == 16 * 32 + 32 + 32 * 4 + 4
+
+        # optimizer.learning_rate.assign after epoch 1: labelled with epoch 1, after its row
+        (cut,) = set_rows(st, "oadaptation", dataflow="keras")
+        assert (cut["epoch"], cut["trigger"]) == (1, "user")
+        assert close(cut["old_learning_rate"], own["epochs"][1]["lr"])
+        assert close(cut["new_learning_rate"], own["lr_changes"][0]["new"])
+        assert cut["emitted_at"] >= epochs[1]["emitted_at"]
+
+        # the pass after the training with only evaluation losses is the test
+        (test,) = set_rows(st, "otestmodel", dataflow="keras")
+        assert close(test["loss"], own["test_loss"])
+        tasks = {t["dt_tag"]: t for t in rows(st, "SELECT * FROM task")}
+        assert {t["status"] for t in tasks.values()} == {"FINISHED"}
+        deps = rows(st, "SELECT * FROM task_dependency WHERE task_id = ?", [tasks["testmodel"]["id"]])
+        assert [d["depends_on_dt_tag"] for d in deps] == ["trainmodel"]
+    finally:
+        st.close()
+
+
+def test_schedule_is_an_adaptation_per_epoch_and_the_last_validation_is_the_test(
+    tmp_path: Path, subprocess_env: dict
+) -> None:
+    own, st = train(tmp_path, subprocess_env, "--function", "--schedule", "--epochs", "2")
+    try:
+        epochs = set_rows(st, "otrainmodel", "epoch", dataflow="keras")
+        assert [close(r["learning_rate"], e["lr"]) for r, e in zip(epochs, own["epochs"], strict=True)] == [True] * 2
+        adaptations = set_rows(st, "oadaptation", "epoch", dataflow="keras")
+        # a per-step schedule: one change per epoch, labelled with the epoch in progress
+        assert [(a["epoch"], a["trigger"]) for a in adaptations] == [(0, "ExponentialDecay"), (1, "ExponentialDecay")]
+        assert close(adaptations[0]["new_learning_rate"], own["epochs"][1]["lr"])
+        assert close(adaptations[1]["new_learning_rate"], own["final_lr"])
+        (test,) = set_rows(st, "otestmodel", dataflow="keras")
+        assert close(test["loss"], own["epochs"][-1]["val_loss"])
+    finally:
+        st.close()
+    # what failed with "known: none" before
+    out = tmp_path / "prov"
+    proc = subprocess.run(
+        ["dlprov", "prov", "export", "--dataflow", "keras", "--store", str(tmp_path / "store"), "--out", str(out),
+         "--format", "json"],
+        env=subprocess_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = next(out.glob("*.json")).read_text()
+    assert "otrainmodel" in text and "oadaptation" in text and "otestmodel" in text
