@@ -20,7 +20,9 @@ from typing import Any
 
 from . import model, semconv, tracing
 from .errors import DLProvError, ElementError, SpecError
+from .journal import expand_row
 from .model import Attribute, AttributeType, Set, SetType, Transformation, known_tags, normalize_tag
+from .recorder import RowPlan
 from .values import coerce, infer_type
 
 logger = logging.getLogger(__name__)
@@ -146,6 +148,23 @@ def dataset_attributes(set_def: Set, role: SetType, elements: Sequence[Element])
 
 _TYPE_VALUES = {t: t.value for t in AttributeType}
 _BIG = 2**53  # ints beyond this take the general path (exact float, or its error)
+_NONE = type(None)
+
+
+def _row_check(kinds: tuple[type, ...], numeric: tuple[bool, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | bool:
+    """For a row whose values have these types: (positions of ints to range-check, of strings
+    to check for NUL), or False when the row must take the general path."""
+    ints, strs = [], []
+    for i, (kind, num) in enumerate(zip(kinds, numeric, strict=True)):
+        if kind is _NONE or (kind is float and num):
+            continue
+        if kind is int and num:
+            ints.append(i)
+        elif kind is str and not num:
+            strs.append(i)
+        else:
+            return False
+    return tuple(ints), tuple(strs)
 
 
 _task_lock = threading.Lock()
@@ -248,34 +267,40 @@ class Task:
     def record_row(self, set_tag: str, values: Mapping[str, Any]) -> bool:
         """The hot path of a running task: one element given by name, of plain values (floats,
         ints, strings, None) for attributes the set declares. Recorded at once, exactly as
-        ``add_dataset`` + ``save`` would record it; False (nothing done) for anything else,
-        which then takes the general path with its checks and messages."""
-        if self._span is None or self._pending or self.status is not semconv.RUNNING:
+        ``add_dataset`` + ``save`` would record it (the journal takes the values only; the span
+        is built off this thread); False (nothing done) for anything else, which then takes
+        the general path with its checks and messages."""
+        if self._pending or self.status is not semconv.RUNNING:
             return False
         fast = self._fast.get(set_tag)
-        if fast is None:
-            fast = self._fast_plan(set_tag)
+        if fast is None or fast[5] is not tracing._state or tracing._provider_tracer is not None:
+            fast = self._fast_plan(set_tag)  # first row of the set, or another pipeline since
             if fast is None:
                 return False
-        names, numeric, required, head = fast
-        if not required <= values.keys() or not values.keys() <= numeric.keys():
+        names, allowed, required, checks, numeric, _, emit = fast
+        keys = values.keys()
+        if not required <= keys <= allowed:
             return False
-        attrs = dict(head)
-        for name, key in names:
-            value = values.get(name)
-            kind = type(value)
-            if value is None or (kind is float and numeric[name]):
-                attrs[key] = [value]
-            elif kind is int and numeric[name] and -_BIG < value < _BIG:
-                attrs[key] = [float(value)]
-            elif kind is str and not numeric[name] and "\x00" not in value:
-                attrs[key] = [value]
-            else:
+        row = tuple(map(values.get, names))
+        kinds = tuple(map(type, row))
+        check = checks.get(kinds)
+        if check is None:
+            check = checks[kinds] = _row_check(kinds, numeric)
+        if check is False:
+            return False
+        ints, strs = check
+        for i in ints:
+            if not -_BIG < row[i] < _BIG:
                 return False
-        tracing.emit_dataset_span(self._ctx, set_tag, attrs)
+        for i in strs:
+            if "\x00" in row[i]:
+                return False
+        emit(row)
         return True
 
     def _fast_plan(self, set_tag: str) -> tuple | None:
+        if self._span is None:
+            return None
         try:
             set_def = self.dataflow.set(set_tag)
         except SpecError:
@@ -293,12 +318,23 @@ class Task:
             semconv.DATASET_TYPES: [_TYPE_VALUES[types[n]] for n in names],
             **self._common,
         }
-        numeric = {n: types[n] is AttributeType.NUMERIC for n in names}
+        numeric = tuple(types[n] is AttributeType.NUMERIC for n in names)
+        plan = RowPlan(set_tag, head, tuple(semconv.data_key(n) for n in names), numeric)
+        if tracing._provider_tracer is None:
+            emit = tracing.telemetry().recorder.row_emitter(self._span.get_span_context(), plan)
+        else:  # an instrumentor's own provider records: whole spans, on this thread
+
+            def emit(row: tuple, ctx: Any = self._ctx) -> None:
+                tracing.emit_dataset_span(ctx, set_tag, expand_row(plan.as_record(), row))
+
         fast = (
-            tuple((n, semconv.data_key(n)) for n in names),
-            numeric,
+            names,
+            frozenset(names),
             frozenset(n for n in names if n not in optional),
-            head,
+            {},  # the value types of a row -> what to check (or False: the general path)
+            numeric,
+            tracing._state,  # the pipeline the emitter writes to
+            emit,
         )
         self._fast[set_tag] = fast
         return fast

@@ -19,7 +19,11 @@ File layout, under ``<spool dir>/journal/<target key>/``::
 
 Records are tuples: ``("h", version, target, pid, resource attributes, created ns)`` first,
 then ``("s", trace_id, span_id, parent_span_id, name, start ns, end ns, attributes,
-status code, status description, links)`` per span.
+status code, status description, links)`` per span. A row of a running task (the hot path of
+``t.output``) is written compactly: its constant attributes once per set and task as
+``("p", plan number, name, constant attributes, data keys, numeric flags)``, then
+``("r", trace_id, span_id, parent_span_id, time ns, plan number, values)`` per row
+(:func:`expand_row` makes the span's attributes from both).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import secrets
 import socket
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +93,7 @@ class Journal:
         self._uncommitted: dict[SpanKey, int] = {}  # span -> offset of its record, in append order
         self._checkpoint = 0
         self._pid = os.getpid()
+        self._plans = 0
         self.records = 0
         self.committed = 0
         self.failed_writes = 0
@@ -129,6 +134,62 @@ class Journal:
             dict(span.attributes or {}), status, links,
         )
 
+    def add_plan(self, name: str, head: dict[str, Any], keys: tuple[str, ...], numeric: tuple[bool, ...]) -> int:
+        """Journal the constant part of rows (see :func:`expand_row`); returns its number for
+        :meth:`append_row` (-1 when it could not be written: rows then go as whole spans)."""
+        with self._lock:
+            number = self._plans
+            self._plans += 1
+        return number if self._append(("p", number, name, head, keys, numeric), None) else -1
+
+    def append_row(self, trace_id: int, span_id: int, parent_id: int, ts: int, plan: int, values: tuple) -> bool:
+        """Append one row of a running task (a dataset span of plan ``plan``)."""
+        return self.row_writer(trace_id, parent_id, plan)(span_id, ts, values)
+
+    def row_writer(self, trace_id: int, parent_id: int, plan: int) -> Callable[[int, int, tuple], bool]:
+        """``write(span_id, ts, values) -> bool``: appends rows of plan ``plan`` under one parent
+        span; the hot path of ``t.output``, so everything it needs is bound once here."""
+        dumps, pack, write, lock, fd = _dumps, _LEN.pack, _write, self._lock, self._fd
+        uncommitted = self._uncommitted
+
+        def write_row(span_id: int, ts: int, values: tuple) -> bool:
+            data = dumps(("r", trace_id, span_id, parent_id, ts, plan, values), 2)
+            frame = pack(len(data)) + data
+            with lock:
+                if self.closed:
+                    return False
+                try:
+                    written = write(fd, frame)
+                except OSError as exc:
+                    self._write_failed(exc)
+                    return False
+                if written != len(frame) and not self._finish(frame, written):
+                    return False
+                offset = self._offset
+                uncommitted[(trace_id, span_id)] = offset
+                self._offset = offset + len(frame)
+                self.records += 1
+            return True
+
+        return write_row
+
+    def _finish(self, frame: bytes, written: int) -> bool:
+        """A short write (disk full mid-record): finish it, or fail."""
+        rest = frame[written:]
+        try:
+            while rest:
+                rest = rest[os.write(self._fd, rest) :]
+        except OSError as exc:
+            self._write_failed(exc)
+            return False
+        return True
+
+    def _write_failed(self, exc: OSError) -> None:
+        self.failed_writes += 1
+        if self.error is None:
+            self.error = str(_disk_error(exc, self.path))
+            logger.error("DLProv: %s; spans are kept in memory and exported", self.error)
+
     def _append(self, record: tuple, key: SpanKey | None) -> bool:
         if self.closed or os.getpid() != self._pid:
             return False
@@ -137,16 +198,10 @@ class Journal:
         with self._lock:
             try:
                 written = os.write(self._fd, frame)
-                if written != len(frame):  # a short write (disk full mid-record): finish or fail
-                    rest = frame[written:]
-                    while rest:
-                        n = os.write(self._fd, rest)
-                        rest = rest[n:]
             except OSError as exc:
-                self.failed_writes += 1
-                if self.error is None:
-                    self.error = str(_disk_error(exc, self.path))
-                    logger.error("DLProv: %s; spans are kept in memory and exported", self.error)
+                self._write_failed(exc)
+                return False
+            if written != len(frame) and not self._finish(frame, written):
                 return False
             if key is not None:
                 self._uncommitted[key] = self._offset
@@ -171,6 +226,17 @@ class Journal:
     @property
     def pending(self) -> int:
         return len(self._uncommitted)
+
+    @property
+    def offset(self) -> int:
+        """Where the next record will be written."""
+        return self._offset
+
+    def committed_below(self, offset: int) -> bool:
+        """Every span journalled before byte ``offset`` is committed."""
+        with self._lock:
+            first = next(iter(self._uncommitted.values()), None)
+        return first is None or first >= offset
 
     def _write_checkpoint(self, offset: int) -> None:
         tmp = self.checkpoint_path.with_suffix(".ckpt.tmp")
@@ -197,9 +263,28 @@ class Journal:
         self.closed = True  # a forked worker (DataLoader) never writes into its parent's journal
 
 
+_dumps = marshal.dumps
+_write = os.write
+
+
+def expand_row(plan: tuple, values: tuple) -> dict[str, Any]:
+    """The attributes of a row's dataset span: the plan's constant attributes, then one
+    one-value list per data key (ints of numeric attributes as floats)."""
+    _, _, _, head, keys, numeric = plan
+    attrs = dict(head)
+    for key, num, value in zip(keys, numeric, values, strict=True):
+        attrs[key] = [float(value) if num and type(value) is int else value]
+    return attrs
+
+
 # --- reading and replay -------------------------------------------------------------------
 def read_records(path: Path, start: int = 0) -> Iterator[tuple]:
     """The records of a journal from byte ``start``; a torn last record is ignored."""
+    for _, rec in _records_at(path, start):
+        yield rec
+
+
+def _records_at(path: Path, start: int = 0) -> Iterator[tuple[int, tuple]]:
     data = path.read_bytes()
     pos = start
     while pos + _LEN.size <= len(data):
@@ -208,7 +293,7 @@ def read_records(path: Path, start: int = 0) -> Iterator[tuple]:
         if end > len(data):
             break  # the process died inside this write
         try:
-            yield marshal.loads(data[pos + _LEN.size : end])
+            yield pos, marshal.loads(data[pos + _LEN.size : end])
         except (EOFError, ValueError, TypeError):
             logger.warning("DLProv: a damaged record in %s at byte %d was skipped", path, pos)
         pos = end
@@ -240,31 +325,42 @@ def to_readable(record: tuple, resource: Resource) -> ReadableSpan:
     )
 
 
+def span_record(rec: tuple, plans: dict[int, tuple]) -> tuple:
+    """A row record (``"r"``) as the span record (``"s"``) it stands for; others unchanged."""
+    if rec[0] != "r":
+        return rec
+    _, trace_id, span_id, parent_id, ts, plan_no, values = rec
+    plan = plans[plan_no]
+    return ("s", trace_id, span_id, parent_id, plan[2], ts, ts, expand_row(plan, values), 0, None, ())
+
+
 def load(path: Path, *, from_checkpoint: bool = True) -> tuple[str | None, list[ReadableSpan]]:
     """(target, spans not yet checkpointed) of one journal file."""
     resource = Resource.get_empty()
     target: str | None = None
     spans: list[ReadableSpan] = []
     header_seen = False
+    plans: dict[int, tuple] = {}
     start = _checkpoint_of(path) if from_checkpoint else 0
-    if start:  # the header is before the checkpoint: read it first
-        for rec in read_records(path):
-            if rec and rec[0] == "h":
-                target, resource, header_seen = rec[2], Resource(rec[4]), True
-            break
-    for rec in read_records(path, start):
+    for pos, rec in _records_at(path):  # headers and plans before the checkpoint count too
         if not rec:
             continue
-        if rec[0] == "h" and not header_seen:
+        kind = rec[0]
+        if kind == "h" and not header_seen:
             target, resource, header_seen = rec[2], Resource(rec[4]), True
-        elif rec[0] == "s":
-            spans.append(to_readable(rec, resource))
+        elif kind == "p":
+            plans[rec[1]] = rec
+        elif pos >= start and kind in ("s", "r"):
+            try:
+                spans.append(to_readable(span_record(rec, plans), resource))
+            except (KeyError, ValueError, TypeError):
+                logger.warning("DLProv: a damaged record in %s at byte %d was skipped", path, pos)
     return target, spans
 
 
 def span_keys(path: Path) -> list[SpanKey]:
     """(trace id, span id) of every span a journal holds, without building the spans."""
-    return [(rec[1], rec[2]) for rec in read_records(path) if rec and rec[0] == "s"]
+    return [(rec[1], rec[2]) for rec in read_records(path) if rec and rec[0] in ("s", "r")]
 
 
 def orphans(spool_dir: str | os.PathLike[str], target: str | None = None) -> list[Path]:

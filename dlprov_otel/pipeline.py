@@ -61,11 +61,12 @@ class Telemetry:
     def flush(self, timeout: float = 30.0) -> bool:
         """Export everything recorded so far; True only when all of it is stored (queryable)."""
         deadline = time.monotonic() + timeout
+        journal = self.recorder.journal
+        end = journal.offset if journal is not None else 0  # what other threads emit meanwhile is not waited for
         if not self.recorder.drain(timeout):
             return False
         ok = self.processor.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
-        journal = self.recorder.journal
-        return ok and (journal is None or journal.pending == 0)
+        return ok and (journal is None or journal.committed_below(end))
 
     def shutdown(self) -> None:
         if self.replay is not None:

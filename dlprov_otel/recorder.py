@@ -1,9 +1,12 @@
 """The recording path on the training thread: journal first, spans built off the thread.
 
 A dataset emission (one epoch row, one learning-rate change, ...) costs the caller a
-``marshal`` and one ``os.write`` to the journal (:mod:`dlprov_otel.journal`) plus a queue
-put; a background thread then builds the real OpenTelemetry span, with the same ids and
-times, so every span processor of the provider still sees every span. Spans created the
+``marshal`` and one ``os.write`` to the journal (:mod:`dlprov_otel.journal`) plus a deque
+append; a row of a running task (:meth:`Recorder.emit_row`, the hot path of ``t.output``)
+journals only its values, its constant attributes once per set and task. A background
+thread, which the caller never wakes (it looks every ``POLL`` seconds, and at once on a
+flush), then builds the real OpenTelemetry span, with the same ids and times, so every span
+processor of the provider still sees every span. Spans created the
 ordinary way (executions, tasks, dataflow specifications) are journalled when they end, by
 :class:`JournalProcessor`, the provider's first processor.
 """
@@ -12,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import random
 import secrets
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
@@ -25,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from .journal import Journal
+from .journal import Journal, expand_row
 
 logger = logging.getLogger(__name__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -98,6 +102,23 @@ class JournalProcessor(SpanProcessor):
         return True
 
 
+POLL = 0.05  # seconds between the builder's looks at the emissions (and, at most, the delay it adds)
+
+
+class RowPlan:
+    """The constant part of the rows of one set in one task (see ``Task.record_row``): the
+    span name, the constant attributes and, per value, its data key and whether it is numeric.
+    Journalled once per journal (``"p"`` record); each row then journals only its values."""
+
+    __slots__ = ("head", "keys", "name", "numeric")
+
+    def __init__(self, name: str, head: dict[str, Any], keys: tuple[str, ...], numeric: tuple[bool, ...]) -> None:
+        self.name, self.head, self.keys, self.numeric = name, head, keys, numeric
+
+    def as_record(self) -> tuple:
+        return ("p", 0, self.name, self.head, self.keys, self.numeric)
+
+
 class Recorder:
     """Journal + span builder of one pipeline."""
 
@@ -107,7 +128,9 @@ class Recorder:
         self.journal = journal
         self.journal_processor = JournalProcessor(journal) if journal is not None else None
         self.emitted = 0
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._items: deque[Any] = deque()
+        self._plans: dict[RowPlan, int] = {}  # plan -> its number in the journal
+        self._wake = threading.Event()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="dlprov-span-builder", daemon=True)
         self._thread.start()
@@ -119,30 +142,78 @@ class Recorder:
         span_id = new_span_id()
         if self.journal is not None:
             self.journal.append_span(parent.trace_id, span_id, parent.span_id, name, now, now, attributes)
+        self._hand_over((parent, span_id, name, now, attributes))
+
+    def emit_row(self, parent: SpanContext, plan: RowPlan, values: tuple) -> None:
+        """One row of a running task: its values journalled, its span built by the builder."""
+        self.row_emitter(parent, plan)(values)
+
+    def row_emitter(self, parent: SpanContext, plan: RowPlan) -> Callable[[tuple], None]:
+        """``emit(values)`` for rows of ``plan`` under ``parent`` (a task's span): the hot path
+        of ``t.output``, everything bound once here. The journal takes the values only (the
+        plan is journalled once); the builder makes the span."""
+        journal = self.journal
+        write_row = None
+        if journal is not None:
+            number = self._plans.get(plan)
+            if number is None:
+                number = self._plans[plan] = journal.add_plan(plan.name, plan.head, plan.keys, plan.numeric)
+            if number >= 0:
+                write_row = journal.row_writer(parent.trace_id, parent.span_id, number)
+        time_ns, new_id, items = time.time_ns, new_span_id, self._items
+
+        def emit(values: tuple) -> None:
+            now = time_ns()
+            span_id = new_id()
+            if write_row is not None:
+                write_row(span_id, now, values)
+            elif journal is not None:  # the plan could not be journalled: the whole span then
+                journal.append_span(
+                    parent.trace_id, span_id, parent.span_id, plan.name, now, now, self._attributes(plan, values)
+                )
+            self.emitted += 1
+            if self._stopped:  # after shutdown: build it here, the processors export inline
+                self._build((parent, span_id, plan, now, values))
+            else:
+                items.append((parent, span_id, plan, now, values))  # no wake-up (see POLL)
+
+        return emit
+
+    def _hand_over(self, item: tuple) -> None:
         self.emitted += 1
         if self._stopped:  # after shutdown: build it here, the processors export inline
-            self._build((parent, span_id, name, now, attributes))
+            self._build(item)
         else:
-            self._queue.put((parent, span_id, name, now, attributes))
+            self._items.append(item)  # no wake-up: the builder looks every POLL seconds
+
+    @staticmethod
+    def _attributes(plan: RowPlan, values: tuple) -> dict[str, Any]:
+        return expand_row(plan.as_record(), values)
 
     # -- the builder thread ------------------------------------------------------------------
     def _run(self) -> None:
         if self.journal_processor is not None:
             self.journal_processor.built_here.flag = True
+        items = self._items
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            try:
-                self._build(item)
-            except Exception:  # never let one span stop the builder
-                logger.exception("DLProv: building a provenance span failed")
+            self._wake.wait(POLL)
+            self._wake.clear()
+            while items:
+                item = items.popleft()
+                if item is None:
+                    return
+                if isinstance(item, threading.Event):
+                    item.set()
+                    continue
+                try:
+                    self._build(item)
+                except Exception:  # never let one span stop the builder
+                    logger.exception("DLProv: building a provenance span failed")
 
     def _build(self, item: tuple) -> None:
         parent, span_id, name, ts, attributes = item
+        if isinstance(name, RowPlan):
+            name, attributes = name.name, self._attributes(name, attributes)
         ctx = trace.set_span_in_context(NonRecordingSpan(parent))
         self.ids.force_next_span_id(span_id)
         self.tracer.start_span(name, context=ctx, attributes=attributes, start_time=ts).end(end_time=ts)
@@ -152,7 +223,8 @@ class Recorder:
         if self._stopped or not self._thread.is_alive():
             return True
         done = threading.Event()
-        self._queue.put(done)
+        self._items.append(done)
+        self._wake.set()
         return done.wait(timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -160,14 +232,12 @@ class Recorder:
             return
         self.drain(timeout)
         self._stopped = True
-        self._queue.put(None)
+        self._items.append(None)
+        self._wake.set()
         self._thread.join(timeout=5)
         # whatever arrived between the drain and the stop is built here
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
+        while self._items:
+            item = self._items.popleft()
             if isinstance(item, tuple):
                 self._build(item)
             elif isinstance(item, threading.Event):

@@ -471,12 +471,3 @@ def emit_dataset_span(ctx: otel_context.Context, name: str, attributes: dict[str
         return
     telemetry().recorder.emit(trace.get_current_span(ctx).get_span_context(), name, attributes)
 
-
-def emit_row(parent: trace.SpanContext, plan: Any, values: tuple) -> bool:
-    """A row of a running task (``Task.record_row``): journalled as values, its span built off
-    this thread; False when an instrumentor's own provider records (the caller emits the span)."""
-    if _provider_tracer is not None:
-        return False
-    state = _state
-    (state if state is not None else telemetry()).recorder.emit_row(parent, plan, values)
-    return True
