@@ -1,0 +1,59 @@
+"""What ``dlprov sql`` prints: headers for MonetDB's unnamed columns, and one-line errors with
+hints (the CLI against a real store: tests/test_core_cli.py); the default execution tag and the
+run name."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dlprov_otel import tracing
+from dlprov_otel.sqlcli import column_labels, error_line, explain_error, select_items
+
+
+@pytest.mark.parametrize(
+    ("sql", "columns", "expected"),
+    [
+        ("SELECT count(*) FROM t", ["%1"], ["count"]),
+        # MonetDB numbers unnamed columns in its own order: labels go by position
+        ("SELECT count(*), 1+2, MAX(id) FROM t", ["%1", "%3", "%2"], ["count", "1+2", "max"]),
+        ("select distinct tag, Count(x) as n, avg(loss) from t group by tag", ["tag", "n", "%2"], ["tag", "n", "avg"]),
+        ("WITH x AS (SELECT a, b FROM t) SELECT sum(a), b FROM x GROUP BY b", ["%1", "b"], ["sum", "b"]),
+        ("SELECT substring('a,b', 1, 2), 'x, y' FROM t", ["%1", "%2"], ["substring", "'x, y'"]),
+        ("SELECT *, count(*) FROM t", ["a", "%1"], ["a", "%1"]),  # a star: positions unknown, left alone
+        ("SELECT 1", ["single_value"], ["single_value"]),
+    ],
+)
+def test_unnamed_columns_take_a_label_from_the_select_list(sql, columns, expected):
+    assert column_labels(sql, columns) == expected
+
+
+def test_select_items_skip_nested_queries_comments_and_literals():
+    sql = "SELECT a, (SELECT max(b) FROM u WHERE c = 'from, x') AS m /* , */ FROM t WHERE d IN (1, 2)"
+    assert select_items(sql) == ["a", "(SELECT max(b) FROM u WHERE c = 'from, x') AS m /* , */"]
+    assert select_items("SET SCHEMA mnist") is None
+
+
+def test_errors_are_one_line_without_monetdbs_prepare():
+    raw = 'syntax error, unexpected TRIGGER in: "prepare select trigger"\n  in: SELECT trigger FROM oadaptation'
+    assert error_line(raw) == 'syntax error, unexpected TRIGGER in: "select trigger"'
+    hinted = explain_error(raw, "SELECT trigger FROM oadaptation", list)
+    assert "\n" not in hinted and hinted.endswith('a column of that name needs double quotes, "trigger"')
+    # quoted already, or another cause: no hint
+    assert "double quotes" not in explain_error("syntax error, unexpected IDENT in: \"selec\"", "SELEC 1", list)
+    schema = explain_error("Schema (cifar) missing\n  in: SET SCHEMA \"cifar\"", 'SET SCHEMA "cifar"',
+                           lambda: ["mnist", "prep"])
+    assert schema == "SET SCHEMA: no schema 'cifar'; the store has: mnist, prep"
+
+
+def test_default_tags_are_typeable_and_names_come_from_the_call_or_the_environment(monkeypatch):
+    tags = {tracing.default_execution_tag("mnist") for _ in range(50)}
+    assert all(re.fullmatch(r"mnist-\d{8}-\d{6}-[0-9a-f]{4}", t) for t in tags)
+    assert len(tags) > 1  # the random part tells runs of the same second apart
+    monkeypatch.delenv("DLPROV_RUN_NAME", raising=False)
+    assert tracing.run_name() is None and tracing.run_name("  baseline ") == "baseline"
+    monkeypatch.setenv("DLPROV_RUN_NAME", "from-env")
+    assert tracing.run_name() == "from-env" and tracing.run_name("given") == "given"
+    monkeypatch.setenv("DLPROV_RUN_NAME", "  ")
+    assert tracing.run_name() is None
