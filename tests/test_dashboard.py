@@ -206,6 +206,9 @@ def test_dataflow_graph(collector: CollectorProcess, runs: list[DigitsRun], page
     expect(page.locator(".graph-svg path.edge")).to_have_count(16)
     expect(page.locator('[data-node="s:otrainmodel"] .attr')).to_contain_text(["timestamp", "elapsed_time", "loss"])
     shot(page, "dataflow")
+    with page.expect_download() as info:  # the prospective PROV document, with the token if one is set
+        page.locator('a[data-prov="json"]').click()
+    assert "prefix" in json.loads(Path(info.value.path()).read_text())
 
 
 def test_killed_run_is_marked(collector: CollectorProcess, page: Any, subprocess_env: dict[str, str]) -> None:

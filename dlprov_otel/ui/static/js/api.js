@@ -1,6 +1,8 @@
 // Talking to the collector: the dashboard's JSON API (/ui/api/...) and read-only SQL (/v1/sql).
 // A bearer token, when the collector wants one, is kept in this browser's localStorage.
 
+import { h, saveFile } from "./util.js";
+
 const TOKEN_KEY = "dlprov.token";
 const listeners = new Set();
 
@@ -81,6 +83,26 @@ export async function fetchFile(path) {
   const disposition = resp.headers.get("Content-Disposition") || "";
   const m = /filename="([^"]+)"/.exec(disposition);
   return { blob: await resp.blob(), name: m ? m[1] : path.split("/").pop() };
+}
+
+/**
+ * A link that downloads `path` with the token (a plain link would go without it) and saves it
+ * under the server's file name; a refusal goes to onError(err, label).
+ */
+export function downloadLink(path, label, onError, attrs = {}) {
+  return h("a", { class: "btn small", ...attrs, href: path, text: label, onclick: async (ev) => {
+    ev.preventDefault();
+    const btn = ev.currentTarget;
+    btn.classList.add("busy");
+    try {
+      const { blob, name } = await fetchFile(path);
+      saveFile(name, blob);
+    } catch (err) {
+      onError(err, label);
+    } finally {
+      btn.classList.remove("busy");
+    }
+  } });
 }
 
 export async function health() {

@@ -1,9 +1,9 @@
 // Dataflows: the list, and one dataflow's prospective graph (transformations, their input and
 // output sets with typed attributes) drawn from the catalog tables.
 
-import { api, fetchFile } from "../api.js";
+import { api, downloadLink } from "../api.js";
 import { drawGraph, panZoom, textWidth } from "../graph.js";
-import { clear, executionHref, fmtTime, h, put, s, saveFile, statusBadge } from "../util.js";
+import { clear, executionHref, fmtTime, h, put, s, statusBadge } from "../util.js";
 
 export async function renderList(main, { ctx }) {
   const content = h("div", { class: "flow-list" }, h("p", { class: "loading", text: "Loading dataflows…" }));
@@ -96,18 +96,9 @@ export async function renderOne(main, { params, query, ctx }) {
   const versionSel = h("select", { "aria-label": "version" }, doc.versions.map((v) => h("option", {
     value: v.version, text: `version ${v.version} · ${fmtTime(v.created_at)}`, selected: v.version === doc.version })));
   versionSel.addEventListener("change", () => { location.hash = `#/dataflows/${encodeURIComponent(tag)}?version=${versionSel.value}`; });
-  const provBtns = [["json", "PROV-JSON"], ["provn", "PROV-N"], ["png", "PNG"]].map(([fmt, label]) => h("a", {
-    class: "btn small", href: api.provPath(tag, fmt, "dataflows"), text: label,
-    onclick: async (ev) => {
-      ev.preventDefault();
-      try {
-        const { blob, name } = await fetchFile(api.provPath(tag, fmt, "dataflows"));
-        saveFile(name, blob);
-      } catch (err) {
-        put(picked, h("div", { class: "error-box", text: `PROV ${label}: ${err.message}` }));
-      }
-    },
-  }));
+  const provBtns = [["json", "PROV-JSON"], ["provn", "PROV-N"], ["png", "PNG"]].map(([fmt, label]) => downloadLink(
+    api.provPath(tag, fmt, "dataflows"), label, (err) => put(picked, h("div", { class: "error-box", text: `PROV ${label}: ${err.message}` })),
+    { dataset: { prov: fmt } }));
   const graphWrap = h("div", { class: "graph-wrap" }, graphOf(doc, pick));
   clear(body).append(
     h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Dataflow ", h("code", { text: tag })),

@@ -1,12 +1,12 @@
 // One execution: live per-epoch charts, hyperparameters, test metrics, adaptations, the task
 // timeline, the data lineage and PROV downloads. Polls every 1.5 s while the run is running.
 
-import { api, fetchFile } from "../api.js";
+import { api, downloadLink } from "../api.js";
 import { lineChart, PALETTE, TASK_PALETTE, timeline } from "../charts.js";
 import { chartControls, chartOptions, newView } from "../chartview.js";
 import { drawGraph, panZoom, textWidth } from "../graph.js";
 import { cell, clear, fmtBytes, put, fmtDuration, fmtNum, fmtTime, h, hardwareText, NOT_METRICS, parseTime, provenanceColumns, rowsOf, s,
-  saveFile, statusBadge } from "../util.js";
+  statusBadge } from "../util.js";
 
 const PROV_LINKS = [["json", "PROV-JSON"], ["provn", "PROV-N"], ["png", "PNG"], ["svg", "SVG"]];
 const LR_NAMES = ["learning_rate", "lr"];
@@ -183,22 +183,8 @@ export async function render(main, { params, ctx }) {
   const badge = h("span");
   const meta = h("div", { class: "meta" });
   const downloads = h("div", { class: "downloads" }, h("span", { class: "subtle small", text: "W3C PROV:" }),
-    PROV_LINKS.map(([fmt, label]) => h("a", {
-      class: "btn small", href: api.provPath(tag, fmt), dataset: { prov: fmt }, text: label,
-      onclick: async (ev) => {
-        ev.preventDefault();
-        const btn = ev.currentTarget;
-        btn.classList.add("busy");
-        try {
-          const { blob, name } = await fetchFile(api.provPath(tag, fmt));
-          saveFile(name, blob);
-        } catch (err) {
-          put(alertBox, h("div", { class: "error-box", text: `PROV ${label}: ${err.message}` }));
-        } finally {
-          btn.classList.remove("busy");
-        }
-      },
-    })));
+    PROV_LINKS.map(([fmt, label]) => downloadLink(api.provPath(tag, fmt), label,
+      (err) => put(alertBox, h("div", { class: "error-box", text: `PROV ${label}: ${err.message}` })), { dataset: { prov: fmt } })));
   const queryLink = h("a", { class: "btn small", text: "SQL" });
   const alertBox = h("div");
   const kpis = h("div", { class: "kpis" });
@@ -368,16 +354,9 @@ export async function render(main, { params, ctx }) {
           h("td", { text: r.model_name ?? "—" }), h("td", { class: "mono small" }, cell(r.model_dir ?? null, 70)),
           h("td", { class: "num", text: fmtNum(r.epoch) }), h("td", { class: "num", text: fmtBytes(r.size_bytes) }),
           h("td", { class: "mono small", title: digest || "", text: digest ? `${digest.slice(0, 12)}…` : "not recorded" }),
-          h("td", {}, digest ? [h("a", { class: "btn small download-model", href: path, text: "Download",
-            onclick: async (ev) => {
-              ev.preventDefault();
-              try {
-                const { blob, name } = await fetchFile(path);
-                saveFile(name, blob);
-              } catch (err) {
-                put(alertBox, h("div", { class: "error-box", text: `Model ${r.model_dir}: ${err.message}` }));
-              }
-            } }), " ", h("a", { class: "btn small", href: `#/lineage?digest=${digest}`, text: "Lineage" })] :
+          h("td", {}, digest ? [downloadLink(path, "Download",
+            (err) => put(alertBox, h("div", { class: "error-box", text: `Model ${r.model_dir}: ${err.message}` })),
+            { class: "btn small download-model" }), " ", h("a", { class: "btn small", href: `#/lineage?digest=${digest}`, text: "Lineage" })] :
             h("span", { class: "subtle small", text: "no digest: not served" })));
       })))));
   }

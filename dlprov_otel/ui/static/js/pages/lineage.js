@@ -3,9 +3,9 @@
 // run(s) that produced or used it: recipe, hyperparameters, input data digests, epochs and
 // test metrics. The digest is kept in the address: #/lineage?digest=HEX.
 
-import { api, fetchFile } from "../api.js";
+import { api, downloadLink } from "../api.js";
 import { sha256File } from "../sha256.js";
-import { cell, clear, executionHref, fmtNum, fmtTime, h, saveFile, statusBadge } from "../util.js";
+import { cell, clear, executionHref, fmtNum, fmtTime, h, statusBadge } from "../util.js";
 
 const HEX = /^(?:sha256:)?([0-9a-f]{64})$/i;
 
@@ -101,17 +101,10 @@ export async function render(main, { query }) {
       const doc = await api.lineage(digest);
       status.textContent = `${fileName ? `${fileName}: ` : ""}sha256 ${digest} — ${doc.runs.length} run(s)`;
       status.append(h("span", { class: "downloads prov-lineage" }, " W3C PROV of this lineage: ",
-        [["json", "PROV-JSON"], ["provn", "PROV-N"], ["svg", "SVG"]].map(([fmt, label]) => h("a", {
-          class: "btn small", dataset: { prov: fmt }, text: label, href: api.lineageProvPath(digest, fmt),
-          onclick: async (ev) => {
-            ev.preventDefault();
-            try {
-              const { blob, name } = await fetchFile(api.lineageProvPath(digest, fmt));
-              saveFile(name, blob);
-            } catch (err) {
-              result.prepend(h("div", { class: "error-box", text: `PROV ${label}: ${err.message}` }));
-            }
-          } }))));
+        [["json", "PROV-JSON"], ["provn", "PROV-N"], ["svg", "SVG"]].map(([fmt, label]) => downloadLink(
+          api.lineageProvPath(digest, fmt), label,
+          (err) => result.prepend(h("div", { class: "error-box", text: `PROV ${label}: ${err.message}` })),
+          { dataset: { prov: fmt } }))));
       result.append(...doc.runs.map(runCard));
     } catch (err) {
       status.textContent = "";
