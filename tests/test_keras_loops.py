@@ -93,3 +93,17 @@ def test_schedule_is_an_adaptation_per_epoch_and_the_last_validation_is_the_test
     assert proc.returncode == 0, proc.stderr
     text = next(out.glob("*.json")).read_text()
     assert "otrainmodel" in text and "oadaptation" in text and "otestmodel" in text
+
+
+def test_a_script_whose_training_is_not_recognised_says_so_once(tmp_path: Path, subprocess_env: dict) -> None:
+    script = tmp_path / "predict_only.py"
+    script.write_text(
+        "import numpy as np\nimport keras\n"
+        "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
+        "print(model.predict(np.ones((3, 4), 'float32'), verbose=0).shape)\n"
+    )
+    proc = run_instrumented(str(script), [], {**subprocess_env, STRICT_ENV: "1"}, tmp_path / "store", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if "no training was recognised" in line]
+    assert len(lines) == 1 and lines[0].startswith("DLProv: tensorflow was imported"), proc.stderr[-3000:]
+    assert "DLProvCallback" in lines[0]

@@ -16,6 +16,7 @@ from dlprov_otel.api import Dataflow, DataSet, Task
 from .. import lineage
 from .._shared.context import Settings, resolve
 from .._shared.rows import timestamp
+from .._shared.silence import training_seen
 from .facts import (
     DECLARED_EPOCH,
     hyperparameters,
@@ -86,6 +87,7 @@ class TrainRun:
         self.ended = False
         self.cleanup: Callable[[], Any] | None = None  # undoes what fit's wrapper changed
         running[model] = self
+        training_seen("tensorflow")
 
     @classmethod
     def standalone(cls, model: Any, params: Mapping[str, Any], dataflow: str | None, execution: str | None) -> TrainRun:
