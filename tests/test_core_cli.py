@@ -246,3 +246,15 @@ def test_executions_local_and_endpoint_show_the_dashboards_killed_status(tmp_pat
     finally:
         ui.terminate()
         ui.wait(timeout=30)
+
+
+def test_a_store_made_before_run_names_gets_the_column(recorded, subprocess_env):
+    from dlprov_otel.store import open_store
+
+    old = open_store(recorded)
+    old.query("ALTER TABLE dataflow_execution DROP COLUMN name")
+    old.close()
+    out = dlprov_cli("sql", "--store", str(recorded), "--format", "csv", "SELECT tag, name FROM dataflow_execution",
+                     env=subprocess_env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["tag,name", "cli-run,"]

@@ -81,6 +81,9 @@ CATALOG: dict[str, str] = {
         phase STRING, recorded_at TIMESTAMP, trace_id STRING, span_id STRING)""",
 }
 
+# Catalog columns added after stores were made with the tables above: added when such a store opens.
+ADDED_COLUMNS: list[tuple[str, str, str]] = [(DATAFLOW_EXECUTION, "name", "STRING")]
+
 # --- set relations: one table per set, in a schema named after the dataflow ------------------
 # Provenance columns of every set relation, besides its attributes. Their names are spelled in
 # semconv.PROVENANCE_COLUMNS (the data model, below the store, refuses them as attribute names);
@@ -222,6 +225,7 @@ def is_numeric(sql_type: str) -> bool:
 
 
 __all__ = [
+    "ADDED_COLUMNS",
     "CATALOG",
     "INTERNAL_COLUMNS",
     "NUMERIC_TYPES",

@@ -64,6 +64,9 @@ class Writer:
     def create_catalog(self) -> None:
         for stmt in S.catalog_statements(self.schema):
             self.backend.execute(stmt)
+        for table, column, sql_type in S.ADDED_COLUMNS:  # a store made before these columns existed
+            if column not in {c for c, _ in S.table_columns(self._fetch, self.schema, table)}:
+                self.backend.execute(f"ALTER TABLE {self.cat(table)} ADD COLUMN {S.quote_ident(column)} {sql_type}")
 
     def forget(self) -> None:
         """Drop the caches (after a rollback: DDL may have been rolled back with the batch)."""
