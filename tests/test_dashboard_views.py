@@ -30,11 +30,13 @@ pytest_plugins = ["tests.dashboard_browser"]  # the browser, collector, pipeline
 BOXES = "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })"
 
 
-def run_page(pg: Any, collector: CollectorProcess, run: DigitsRun) -> None:
+def run_page(pg: Any, collector: CollectorProcess, run: DigitsRun, ref: str | None = None) -> None:
+    """The execution page of ``run``, named by its tag or by ``ref`` (``latest``, a name, a prefix)."""
     from playwright.sync_api import expect
 
-    pg.goto(f"{collector.url}/ui/#/executions/{quote(run.tag, safe='')}")
+    pg.goto(f"{collector.url}/ui/#/executions/{quote(ref or run.tag, safe='')}")
     expect(pg.locator(".run-head [data-status]")).to_have_attribute("data-status", "FINISHED")
+    expect(pg.locator(".run-title")).to_have_text(run.tag)
 
 
 def intersect(a: list[float], b: list[float]) -> bool:
@@ -211,7 +213,7 @@ def test_model_download_checks_the_digest(collector: CollectorProcess, pipeline:
 
     run = DigitsRun(tmp_path / "model", epochs=2).run()
     assert dlprov_otel.flush(30)
-    run_page(page, collector, run)
+    run_page(page, collector, run, "latest")  # the page, and so its download, of the newest run
     button = page.locator(f'tr[data-sha256="{run.model_sha256}"] a.download-model')
     with page.expect_download() as info:
         button.click()

@@ -304,10 +304,11 @@ def stored_models(store: Store, tag: str) -> dict[str, str]:
     The only paths the dashboard ever serves come from here: the ``model_dir`` the training
     itself recorded, chosen by its digest (a request never names a path).
     """
-    found = readmodel.executions(store, tag=tag)
-    if not found:
-        raise NotFound(f"no execution {tag!r} in the store")
-    flow = found[0].dataflow_tag
+    try:  # a tag, `latest`, a run name or a unique prefix, as the execution page
+        e = readmodel.resolve_execution(store, tag)
+    except readmodel.ExecutionLookupError as exc:
+        raise NotFound(str(exc)) from None
+    flow, tag = e.dataflow_tag, e.tag
     if not flow:
         return {}
     columns = {c for c, _ in readmodel.set_tables(store, flow).get(MODEL_SET, [])}

@@ -226,6 +226,7 @@ export async function render(main, { params, ctx }) {
 
   function update() {
     const running = doc.status === "RUNNING";
+    title.textContent = doc.tag; // the page may be named by `latest`, a run name or a prefix
     put(badge, statusBadge(doc.status));
     const hp = rowsOf(doc.sets.itrainmodel)[0] || {};
     const epochs = rowsOf(doc.sets.otrainmodel);
@@ -239,7 +240,7 @@ export async function render(main, { params, ctx }) {
       running && doc.idle_s !== null ? h("span", { class: "subtle", text: `last span ${fmtDuration(doc.idle_s)} ago` }) : null,
     );
     const schema = doc.dataflow ? `SET SCHEMA "${doc.dataflow}"; ` : "";
-    const q = `${schema}SELECT * FROM otrainmodel WHERE execution_tag = '${tag.replace(/'/g, "''")}' ORDER BY epoch;`;
+    const q = `${schema}SELECT * FROM otrainmodel WHERE execution_tag = '${doc.tag.replace(/'/g, "''")}' ORDER BY epoch;`;
     queryLink.href = `#/query?sql=${encodeURIComponent(q)}`;
     if (changed("alert", [doc.status, doc.error])) {
       put(alertBox, 
@@ -349,7 +350,7 @@ export async function render(main, { params, ctx }) {
       h("thead", {}, h("tr", {}, ["model", "file", "epoch", "size", "sha256", ""].map((c) => h("th", { text: c })))),
       h("tbody", {}, rows.map((r) => {
         const digest = typeof r.sha256 === "string" && /^[0-9a-f]{64}$/i.test(r.sha256) ? r.sha256.toLowerCase() : null;
-        const path = api.modelPath(tag, digest || "");
+        const path = api.modelPath(doc.tag, digest || "");
         return h("tr", { dataset: { sha256: digest || "" } },
           h("td", { text: r.model_name ?? "—" }), h("td", { class: "mono small" }, cell(r.model_dir ?? null, 70)),
           h("td", { class: "num", text: fmtNum(r.epoch) }), h("td", { class: "num", text: fmtBytes(r.size_bytes) }),
