@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -156,7 +157,10 @@ def test_demo_auto_records_what_keras_reported(tmp_path: Path, capsys: pytest.Ca
     printed = capsys.readouterr().out
     for sql in ("SELECT * FROM dataflow;", 'SET SCHEMA "mnist"; SELECT * FROM otestmodel;'):
         assert "sql> " + sql in printed
+    on = f"--store {tmp_path / 'store'}"
+    assert f"dlprov ui {on}" in printed and f"dlprov lineage {out / 'trained_model.keras'} {on}" in printed
     store, _, tag = _check_demo(tmp_path / "store", out, "auto")
+    assert re.fullmatch(r"mnist-\d{8}-\d{6}-[0-9a-f]{4}", tag), tag  # a default tag people can type
     try:
         (hp,) = _query(store, 'SELECT * FROM "mnist"."itrainmodel" WHERE execution_tag = ?', tag)
         assert (hp["optimizer_name"], hp["batch_size"]) == ("adam", 32)
