@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -243,6 +244,11 @@ def test_executions_local_and_endpoint_show_the_dashboards_killed_status(tmp_pat
         assert list(far) == list(run) and far["status"] == "KILLED" and far["tag"] == run["tag"]
         table = dlprov_cli("executions", "--endpoint", url, env=env)
         assert table.stdout.splitlines()[1] == local_table.stdout.splitlines()[1]  # the same header
+        # the dashboard's console reads count(*) as count too
+        body = json.dumps({"sql": "SELECT count(*) FROM task"}).encode()
+        request = urllib.request.Request(url + "/v1/sql", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert json.load(answer)["columns"] == ["count"]
     finally:
         ui.terminate()
         ui.wait(timeout=30)

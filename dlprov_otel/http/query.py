@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dlprov_otel.errors import StoreError
+from dlprov_otel.sqltext import column_labels
 from dlprov_otel.store import readmodel
 
 from .guard import RETRY_AFTER_STORE, TokenCheck, Unauthorized, json_api
@@ -60,7 +61,9 @@ class QueryApp:
         statements = check_read_only(sql)
         result = self.stores.read(statements, self.limits)
         rows = [[jsonable(v) for v in row] for row in result.rows]
-        doc: dict[str, Any] = {"columns": result.columns, "rows": rows, "truncated": result.truncated}
+        last = next((s for s in reversed(statements) if s.lstrip()[:3].upper() != "SET"), "")
+        columns = column_labels(last, result.columns)  # count(*) is headed count, not MonetDB's %1
+        doc: dict[str, Any] = {"columns": columns, "rows": rows, "truncated": result.truncated}
         if result.truncated:
             doc["max_rows"] = self.limits.max_rows
         return json_response(200, doc)

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from dlprov_otel import tracing
-from dlprov_otel.sqlcli import column_labels, error_line, explain_error, select_items
+from dlprov_otel.sqltext import column_labels, error_line, explain_error, select_items
 
 
 @pytest.mark.parametrize(
