@@ -125,12 +125,11 @@ def check_recipe(rows: list[tuple], repo: Path) -> None:
 RECIPE_SQL = "SELECT name, value, digest FROM execution_recipe WHERE execution_tag = '{tag}'"
 
 
-def test_a_scripts_recipe_lands_in_the_store(repo: Path, tmp_path: Path, subprocess_env) -> None:
+def test_a_scripts_recipe_lands_in_the_store(repo: Path, tmp_path: Path, subprocess_env, store_url) -> None:
     from dlprov_otel.store import open_store
 
-    store_dir = tmp_path / "store"
-    tag = run_user_script(repo, str(store_dir), tmp_path / "model.bin", subprocess_env)
-    store = open_store(store_dir)
+    tag = run_user_script(repo, store_url, tmp_path / "model.bin", subprocess_env)  # a diff, through COPY INTO too
+    store = open_store(store_url)
     try:
         rows = store.query(RECIPE_SQL.format(tag=tag)).rows
     finally:
