@@ -258,7 +258,7 @@ function hover({ wrap, svg, drawn, marks, m, iw, ih, x0, x1, X, xLabel, xFormat,
     return Math.min(x1, Math.max(x0, x0 + ((loc.x - m.left) / iw) * (x1 - x0)));
   };
   let dragFrom = null;
-  overlay.addEventListener("mousemove", (ev) => {
+  overlay.addEventListener("pointermove", (ev) => {
     const xv = toX(ev);
     if (dragFrom !== null) {
       brush.setAttribute("x", Math.min(X(dragFrom), X(xv)));
@@ -281,13 +281,13 @@ function hover({ wrap, svg, drawn, marks, m, iw, ih, x0, x1, X, xLabel, xFormat,
     tip.style.left = `${Math.max(0, Math.min(left, box.width - 190))}px`;
     tip.style.top = `${ev.clientY - box.top + 10}px`;
   });
-  overlay.addEventListener("mouseleave", () => {
+  overlay.addEventListener("pointerleave", () => {
     tip.hidden = true; cross.setAttribute("visibility", "hidden");
     dragFrom = null; brush.setAttribute("visibility", "hidden");
   });
   if (!onZoom) return;
-  overlay.addEventListener("mousedown", (ev) => { ev.preventDefault(); dragFrom = toX(ev); });
-  overlay.addEventListener("mouseup", (ev) => {
+  overlay.addEventListener("pointerdown", (ev) => { ev.preventDefault(); dragFrom = toX(ev); }); // mouse, pen or finger
+  overlay.addEventListener("pointerup", (ev) => {
     if (dragFrom === null) return;
     const a = Math.min(dragFrom, toX(ev)), b = Math.max(dragFrom, toX(ev));
     dragFrom = null;
