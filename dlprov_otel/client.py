@@ -23,7 +23,7 @@ from .errors import QueryError, StoreError
 logger = logging.getLogger(__name__)
 
 EXECUTION_COLUMNS = [  # readmodel.EXECUTION_LIST_COLUMNS (not imported: the client needs no store)
-    "tag", "name", "dataflow_tag", "status", "start_time", "end_time", "duration_s", "scientist", "tasks", "epochs",
+    "tag", "dataflow_tag", "status", "name", "start_time", "end_time", "duration_s", "scientist", "tasks", "epochs",
     "elements",
 ]
 _RETRYABLE = (429, 502, 503, 504)

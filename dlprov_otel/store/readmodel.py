@@ -260,7 +260,7 @@ def resolve_execution(store: Store, ref: str) -> Execution:
     )
 
 
-EXECUTION_LIST_COLUMNS = ["tag", "name", "dataflow_tag", "status", "start_time", "end_time", "duration_s",
+EXECUTION_LIST_COLUMNS = ["tag", "dataflow_tag", "status", "name", "start_time", "end_time", "duration_s",
                           "scientist", "tasks", "epochs", "elements"]
 EPOCH_SET = "otrainmodel"  # the set whose rows are epochs in the DL dataflow
 
@@ -289,7 +289,7 @@ def execution_list(store: Store) -> list[dict[str, Any]]:
         state = run_state(e, ps, last, at)
         counts = rows_per_set.get(e.tag, {})
         out.append({
-            "tag": e.tag, "name": e.name, "dataflow_tag": e.dataflow_tag, "status": state["status"],
+            "tag": e.tag, "dataflow_tag": e.dataflow_tag, "status": state["status"], "name": e.name,
             "start_time": e.start_time, "end_time": e.end_time or state["_end"], "duration_s": state["duration_s"],
             "scientist": e.scientist, "tasks": sum(tasks.get(e.tag, {}).values()), "epochs": counts.get(EPOCH_SET, 0),
             "elements": sum(counts.values()),
