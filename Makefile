@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`; each bootstraps .venv from nothing.
 PY      := .venv/bin/python
 EXTRAS_DEMO := keras,dev
-EXTRAS_ALL  := keras,torch,server,neo4j,collector,dev
+EXTRAS_ALL  := keras,torch,transformers,server,neo4j,collector,dev
 STAMP_ALL   := .venv/.installed-all
 STAMP_DEMO  := .venv/.installed-demo
 export PATH := $(CURDIR)/.venv/bin:$(PATH):/usr/local/go/bin

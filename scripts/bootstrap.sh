@@ -64,12 +64,12 @@ fi
 
 # --- the project ------------------------------------------------------------------------------
 # Three distributions share the dlprov_otel namespace: the core (.), integrations/ and
-# collector/. EXTRAS names the core's extras, the frameworks (keras, torch) and `collector`.
+# collector/. EXTRAS names the core's extras, the frameworks (keras, torch, transformers) and `collector`.
 core=(); fw=(); targets=()
 IFS=',' read -ra wanted <<< "$EXTRAS"
 for e in "${wanted[@]}"; do
   case "$e" in
-    keras|torch) fw+=("$e") ;;
+    keras|torch|transformers) fw+=("$e") ;;
     collector) ;;
     "") ;;
     *) core+=("$e") ;;

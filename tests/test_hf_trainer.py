@@ -1,0 +1,75 @@
+"""A HuggingFace ``Trainer`` run (tiny BERT from a config, synthetic data, no download) under
+``opentelemetry-instrument``: recorded with the vocabulary of the other integrations, and the
+rows equal the Trainer's own log history."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlprov_otel.integrations._shared import STRICT_ENV
+from dlprov_otel.store import open_store
+from tests.torch_helpers import report, rows, run_instrumented, set_rows
+
+pytestmark = pytest.mark.torch
+
+SCRIPT = Path(__file__).parent / "hf_scripts" / "hf_trainer.py"
+
+
+def close(a: Any, b: float) -> bool:
+    return a is not None and not (isinstance(a, float) and math.isnan(a)) and math.isclose(a, b, rel_tol=1e-6)
+
+
+def test_trainer_run_is_recorded_like_the_other_frameworks(tmp_path: Path, subprocess_env: dict) -> None:
+    out = tmp_path / "out"
+    proc = run_instrumented(
+        str(SCRIPT), ["--out", str(out), "--epochs", "2"], {**subprocess_env, STRICT_ENV: "1"}, tmp_path / "store",
+        tmp_path,
+    )  # fmt: skip
+    own = report(proc)
+    assert "no training was recognised" not in proc.stderr, proc.stderr[-2000:]
+    history = own["log_history"]
+    logged = [h for h in history if "loss" in h]
+    evals = [h for h in history if "eval_loss" in h][:2]  # during training; the last one is the test
+
+    st = open_store(tmp_path / "store")
+    try:
+        (ex,) = rows(st, "SELECT * FROM dataflow_execution")
+        assert (ex["dataflow_tag"], ex["status"]) == ("transformers", "FINISHED")  # nothing in "torch"
+        (hp,) = set_rows(st, "itrainmodel", dataflow="transformers")
+        assert (hp["optimizer_name"], hp["learning_rate"], hp["num_epochs"], hp["num_layers"], hp["batch_size"]) == (
+            "AdamW", 5e-3, 2, 2, 16,
+        )  # fmt: skip
+        assert hp["lr_scheduler_type"] == "linear" and hp["model_name"] == "BertForSequenceClassification"
+
+        epochs = set_rows(st, "otrainmodel", "epoch", dataflow="transformers")
+        assert [r["epoch"] for r in epochs] == [0, 1]
+        for r, mine, val in zip(epochs, logged, evals, strict=True):
+            assert close(r["loss"], mine["loss"]), (r["loss"], mine["loss"])
+            assert close(r["val_loss"], val["eval_loss"])
+            assert r["steps"] == 6
+        assert epochs[0]["learning_rate"] == 5e-3
+
+        # a linear schedule: one adaptation per epoch (not per step), after that epoch's row
+        adaptations = set_rows(st, "oadaptation", "epoch", dataflow="transformers")
+        assert [(a["epoch"], a["trigger"]) for a in adaptations] == [(e, "lr_scheduler:linear") for e in (0, 1)]
+        assert close(adaptations[0]["new_learning_rate"], epochs[1]["learning_rate"])
+        assert all(a["emitted_at"] >= epochs[int(a["epoch"])]["emitted_at"] for a in adaptations)
+
+        # checkpoints carry the epoch of their weights; save_model after training the last one
+        saved = {Path(r["model_dir"]).name: r for r in set_rows(st, "otrainedmodel", dataflow="transformers")}
+        assert {k: v["epoch"] for k, v in saved.items()} == {"checkpoint-6": 0, "checkpoint-12": 1, "final": 1}
+        weights = (Path(own["saved"]) / "model.safetensors").read_bytes()
+        assert saved["final"]["weights_sha256"] == hashlib.sha256(weights).hexdigest()
+
+        (test,) = set_rows(st, "otestmodel", dataflow="transformers")
+        assert close(test["loss"], own["final"]["eval_loss"])
+        tasks = {t["dt_tag"]: t for t in rows(st, "SELECT * FROM task")}
+        deps = rows(st, "SELECT * FROM task_dependency WHERE task_id = ?", [tasks["testmodel"]["id"]])
+        assert [d["depends_on_dt_tag"] for d in deps] == ["trainmodel"]
+    finally:
+        st.close()
