@@ -23,8 +23,10 @@ deep-learning dataflow (the open ``dlprov_otel.execution(...)``, else
 learning-rate change       an ``adaptation`` task depending on the training task:
                            ``iadaptation`` (adaptation_id, trigger, epoch) and ``oadaptation``
                            (adaptation_id, old_learning_rate, new_learning_rate, epoch,
-                           trigger, timestamp). ``epoch`` is the first epoch trained with the
-                           new rate; ``trigger`` the callback class that changed it
+                           trigger, timestamp). ``epoch`` is the epoch whose end triggered
+                           the change (the epoch in progress for a per-step schedule; a rate
+                           set before the first epoch is no adaptation), recorded after that
+                           epoch's row; ``trigger`` the callback class that changed it
                            (``LearningRateScheduler``, ``ReduceLROnPlateau``, yours), the
                            ``LearningRateSchedule`` class, or ``user``. Rates are compared at
                            epoch boundaries
@@ -33,7 +35,13 @@ learning-rate change       an ``adaptation`` task depending on the training task
                            where training stopped
 ``save``/``save_weights``  an ``otrainedmodel`` row of the model's training task: model_name,
                            model_dir (the path), format, size_bytes, sha256, saved
-                           (model/weights), epoch when saved during training
+                           (model/weights), epoch: the epoch whose weights it holds (a
+                           ``ModelCheckpoint`` at the end of epoch e: e; after fit: the last
+                           epoch, or EarlyStopping's restored best)
+``load_model``,            the loaded file (path, size, sha256, the epoch of its weights) is the
+``load_weights``           ``otrainedmodel`` input of the next ``evaluate``; a file saved by a
+                           training of this run makes the evaluation depend on that training,
+                           and in PROV it uses that training's model entity
 ``evaluate``               a ``testmodel`` task depending on the training task: ``otestset``
                            rows for its data, ``otestmodel`` with every returned metric
 =========================  ===================================================================
@@ -44,11 +52,15 @@ Per epoch the cost is a learning-rate read per callback and one span handed to t
 exporter.
 ``uninstrument()`` puts the original Keras functions back.
 
+A custom training loop (``tf.GradientTape`` over ``tf.data``, no ``fit``) is recorded too,
+eager or in ``tf.function``: see :mod:`.loops`.
+
 ``DLProvCallback`` records a training without the instrumentor: add it last to
 ``callbacks``. ``load_data``, ``split_data`` and ``transform`` mark your own data steps.
 
 The package, by job: :mod:`.facts` (what is read from Keras objects), :mod:`.runs` (run
-state), :mod:`.callbacks`, :mod:`.patches` and :mod:`.instrumentor`.
+state), :mod:`.callbacks`, :mod:`.patches`, :mod:`.loading` (saves and loads by digest),
+:mod:`.loops` + :mod:`.tfpatches` (custom loops) and :mod:`.instrumentor`.
 """
 
 from typing import Any
