@@ -39,6 +39,15 @@ from .runs import context, last_train, weights_epoch
 FRAMEWORK = "tensorflow"
 
 
+def _eagerly() -> bool:
+    """TensorFlow's ``executing_eagerly`` (looked up once: this runs every step)."""
+    global _eagerly
+    from tensorflow.python.eager.context import executing_eagerly
+
+    _eagerly = executing_eagerly
+    return executing_eagerly()
+
+
 def _ref(obj: Any) -> Callable[[], Any]:
     try:
         return weakref.ref(obj)
@@ -115,9 +124,7 @@ class LoopRecorder:
     def on_gradient(self, target: Any) -> None:
         if self.paused or not hasattr(target, "dtype"):
             return
-        from tensorflow.python.eager import context as tf_context
-
-        if tf_context.executing_eagerly():
+        if _eagerly():
             losses = self.train_losses
             losses.append(target)
             if len(losses) == 1:
@@ -128,9 +135,7 @@ class LoopRecorder:
                 self._first_step()
 
     def on_eval_loss(self, value: Any) -> None:
-        from tensorflow.python.eager import context as tf_context
-
-        if tf_context.executing_eagerly():
+        if _eagerly():
             self.eval_losses.append(value)
         else:
             with self.lock:
