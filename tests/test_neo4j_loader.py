@@ -75,8 +75,10 @@ class TestWithServer:
         by_type = {r["t"]: r["c"] for r in _q(graph, "MATCH ()-[r]->() RETURN type(r) AS t, count(*) AS c")}
         assert by_type == dict(kinds)
         labels = {r["l"]: r["c"] for r in _q(graph, "MATCH (n) UNWIND labels(n) AS l RETURN l, count(*) AS c")}
-        assert labels["Entity"] == 11 and labels["Activity"] == 5 and labels["Agent"] == 2
-        assert labels["Plan"] == 1 and labels["Person"] == 1 and labels["Hardware"] == 1
+        # the reference's 11 entities and the run's recipe; the scientist, the hardware and the script
+        assert labels["Entity"] == 11 + 1 and labels["Activity"] == 5 and labels["Agent"] == 3
+        assert labels["Plan"] == 2 and labels["Recipe"] == 1 and labels["SoftwareAgent"] == 1
+        assert labels["Person"] == 1 and labels["Hardware"] == 1
         assert labels["Execution"] == 1 and labels["Task"] == 4 and labels["TrainedModel"] == 1
         ids = {r["id"] for r in _q(graph, "MATCH (n) RETURN n.id AS id")}
         assert ids == {str(r.identifier) for r in doc.get_records() if r.is_element()}
@@ -197,7 +199,7 @@ class TestWithServer:
         tag = record_seed_flow(store_dir, epochs=2)
         common = ["--uri", server.uri, "--user", server.user, "--password", server.password]
         assert cli.main(["neo4j", "load", "--execution", tag, "--store", str(store_dir), *common]) == 0
-        assert "18 nodes" in capsys.readouterr().out
+        assert "20 nodes" in capsys.readouterr().out  # 18, the run's recipe and its script
         (path,) = export(dlprov.store, execution=tag, formats=("json",), out_dir=tmp_path)
         assert cli.main(["neo4j", "load", "--file", str(path), *common]) == 0
         assert "(0 nodes and 0 relationships new)" in capsys.readouterr().out
