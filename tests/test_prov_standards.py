@@ -163,3 +163,35 @@ def test_a_real_keras_run_exports_ordered_and_queryable_prov(tmp_path, subproces
     found = model_inputs_by_sparql(next((tmp_path / "prov").glob("*.ttl")))
     assert len(found["generated_by"]) >= 1
     assert {"itrainmodel", "otrainset"} <= found["ancestors"]
+
+
+@pytest.mark.torch
+def test_a_real_torch_run_exports_ordered_prov_and_its_model_has_a_lineage(tmp_path, subprocess_env) -> None:
+    from tests.torch_helpers import run_instrumented
+
+    store = tmp_path / "store"
+    trained = run_instrumented("mnist_like.py", ["--epochs", "2", "--save-model"], subprocess_env, store, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-4000:]
+    cli = [sys.executable, "-m", "dlprov_otel.cli"]
+    exported = subprocess.run(
+        [*cli, "prov", "export", "--execution", "latest", "--store", str(store), "--format", "json,rdf",
+         "--out", str(tmp_path / "prov"), "--no-progress"],
+        capture_output=True, text=True, env=subprocess_env, timeout=600,
+    )
+    assert exported.returncode == 0, exported.stderr
+    doc = json.loads(next((tmp_path / "prov").glob("*.json")).read_text())
+    assert doc["wasGeneratedBy"] and doc["used"]
+    assert ordering_violations(doc) == []
+    assert model_inputs_by_sparql(next((tmp_path / "prov").glob("*.ttl")))["generated_by"]
+    found = subprocess.run(
+        [*cli, "lineage", str(tmp_path / "mnist_cnn.pt"), "--store", str(store), "--json"],
+        capture_output=True, text=True, env=subprocess_env, timeout=600,
+    )
+    assert found.returncode == 0, found.stderr
+    (run,) = json.loads(found.stdout)["runs"]
+    recipe = {e["name"]: e["value"] for e in run["recipe"]}
+    assert recipe["seed.torch"] == "1"  # the script's torch.manual_seed(args.seed)
+    assert recipe["script.path"].endswith("mnist_like.py")
+    assert "package.torch" in recipe
+    assert run["epochs"]["count"] == 2
+    assert [a["set"] for a in run["artifacts"]] == ["otrainedmodel"]
