@@ -16,6 +16,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from . import recipe
 from .journal import Journal
 from .processor import LosslessSpanProcessor
 from .recorder import Recorder
@@ -61,6 +62,7 @@ class Telemetry:
     def flush(self, timeout: float = 30.0) -> bool:
         """Export everything recorded so far; True only when all of it is stored (queryable)."""
         deadline = time.monotonic() + timeout
+        recipe.wait_background(min(timeout, recipe.END_WAIT))  # a run's recipe, being read, is recorded so far
         journal = self.recorder.journal
         end = journal.offset if journal is not None else 0  # what other threads emit meanwhile is not waited for
         if not self.recorder.drain(timeout):

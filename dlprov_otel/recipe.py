@@ -366,6 +366,17 @@ def torch_initial_seed() -> list[Entry]:
 Emit = Callable[[list[Entry], str], None]
 
 
+_pending: set[threading.Thread] = set()  # background parts still running
+
+
+def wait_background(timeout: float) -> None:
+    """Wait (up to ``timeout`` seconds) for the background parts of recipes to be emitted:
+    ``flush()`` counts them as recorded so far."""
+    deadline = time.monotonic() + timeout
+    for thread in list(_pending):
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
 class RecipeRecorder:
     """The recipe of one execution in this process: start, background part, end."""
 
@@ -394,6 +405,7 @@ class RecipeRecorder:
         entries.extend(seed_entries(seeds()))
         self._send(entries, "start")
         self.thread = threading.Thread(target=self._background, name="dlprov-recipe", daemon=True)
+        _pending.add(self.thread)
         self.thread.start()
 
     def _background(self) -> None:
@@ -409,6 +421,8 @@ class RecipeRecorder:
             self._send(entries, "environment")
         except Exception:
             logger.debug("DLProv: recording the recipe failed", exc_info=True)
+        finally:
+            _pending.discard(threading.current_thread())
 
     def end(self) -> None:
         if self.thread is not None:
@@ -464,4 +478,5 @@ __all__ = [
     "secret_looking",
     "seeds",
     "sha256_file",
+    "wait_background",
 ]

@@ -117,3 +117,22 @@ def test_bad_digests_are_refused(text):
     with pytest.raises(DigestError):
         normalize_digest(text)
     assert normalize_digest("SHA256:" + "A" * 64) == "a" * 64
+
+
+def test_flush_waits_for_the_background_part(memory, monkeypatch):
+    import time
+
+    from dlprov_otel import tracing
+
+    def slow_git(directory):
+        time.sleep(0.3)
+        return [("git.error", "slow on purpose", None)]
+
+    monkeypatch.setattr(recipe, "git_entries", slow_git)
+    ex = tracing.execution_for("unit-recipe-flush", "mnist")  # running: its end does not wait for it
+    try:
+        phases = {s.attributes[semconv.RECIPE_PHASE] for s in memory.kind(semconv.KIND_RECIPE)}  # flushes
+        assert "environment" in phases
+        assert _entries(memory.kind(semconv.KIND_RECIPE))["git.error"][0] == "slow on purpose"
+    finally:
+        ex.end()
