@@ -42,6 +42,7 @@ def test_gradient_tape_loop_epochs_validation_cut_and_test(tmp_path: Path, subpr
             assert close(r["loss"], mine["loss"]), (r["loss"], mine["loss"])
             assert close(r["val_loss"], mine["val_loss"]), (r["val_loss"], mine["val_loss"])
             assert r["steps"] == mine["steps"] == 5
+            assert close(r["accuracy"], mine["accuracy"]) and close(r["val_accuracy"], mine["val_accuracy"])
             assert close(r["learning_rate"], mine["lr"])
         (hp,) = set_rows(st, "itrainmodel", dataflow="keras")
         assert (hp["optimizer_name"], hp["num_layers"], hp["training_loop"]) == ("sgd", 3, "GradientTape")
@@ -58,7 +59,7 @@ def test_gradient_tape_loop_epochs_validation_cut_and_test(tmp_path: Path, subpr
 
         # the pass after the training with only evaluation losses is the test
         (test,) = set_rows(st, "otestmodel", dataflow="keras")
-        assert close(test["loss"], own["test_loss"])
+        assert close(test["loss"], own["test_loss"]) and close(test["accuracy"], own["test_accuracy"])
         tasks = {t["dt_tag"]: t for t in rows(st, "SELECT * FROM task")}
         assert {t["status"] for t in tasks.values()} == {"FINISHED"}
         deps = rows(st, "SELECT * FROM task_dependency WHERE task_id = ?", [tasks["testmodel"]["id"]])

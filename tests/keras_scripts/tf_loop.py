@@ -36,6 +36,8 @@ model = keras.Model(inputs=inputs, outputs=outputs)
 lr = keras.optimizers.schedules.ExponentialDecay(1e-2, decay_steps=3, decay_rate=0.5) if args.schedule else 1e-2
 optimizer = keras.optimizers.SGD(learning_rate=lr)
 loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+train_acc_metric = keras.metrics.SparseCategoricalAccuracy()
+val_acc_metric = keras.metrics.SparseCategoricalAccuracy()
 
 batch_size = 64
 train_dataset = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(buffer_size=1024).batch(batch_size)
@@ -48,11 +50,13 @@ def train_step(x, y):
         loss_value = loss_fn(y, logits)
     grads = tape.gradient(loss_value, model.trainable_weights)
     optimizer.apply_gradients(zip(grads, model.trainable_weights))  # noqa: B905  (as the guide writes it)
+    train_acc_metric.update_state(y, logits)
     return loss_value
 
 
 def test_step(x, y):
     val_logits = model(x, training=False)
+    val_acc_metric.update_state(y, val_logits)
     return loss_fn(y, val_logits)
 
 
@@ -64,9 +68,20 @@ report = {"epochs": [], "lr_changes": []}
 for epoch in range(args.epochs):
     rate = float(optimizer.learning_rate)
     losses = [float(train_step(xb, yb)) for xb, yb in train_dataset]
+    train_acc = float(train_acc_metric.result())
+    train_acc_metric.reset_state()
     val = [float(test_step(xb, yb)) for xb, yb in val_dataset]
+    val_acc = float(val_acc_metric.result())
+    val_acc_metric.reset_state()
     report["epochs"].append(
-        {"loss": sum(losses) / len(losses), "val_loss": sum(val) / len(val), "steps": len(losses), "lr": rate}
+        {
+            "loss": sum(losses) / len(losses),
+            "val_loss": sum(val) / len(val),
+            "steps": len(losses),
+            "lr": rate,
+            "accuracy": train_acc,
+            "val_accuracy": val_acc,
+        }
     )
     print(f"epoch {epoch}: loss {sum(losses) / len(losses):.4f}, val_loss {sum(val) / len(val):.4f}")
     if epoch == args.cut:
@@ -76,6 +91,7 @@ for epoch in range(args.epochs):
 if args.test:
     test = [float(test_step(xb, yb)) for xb, yb in val_dataset.take(1)]
     report["test_loss"] = sum(test) / len(test)
+    report["test_accuracy"] = float(val_acc_metric.result())
 if args.save:
     model.save(args.save)
 report["final_lr"] = float(optimizer.learning_rate)

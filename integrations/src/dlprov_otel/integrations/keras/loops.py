@@ -33,7 +33,7 @@ from .. import lineage
 from .._shared.guard import report
 from .._shared.rows import timestamp
 from .._shared.silence import training_seen
-from .facts import hyperparameters, optional, to_float
+from .facts import DECLARED_EPOCH, hyperparameters, metric_row, optional, pick_accuracy, to_float
 from .runs import context, last_train, weights_epoch
 
 FRAMEWORK = "tensorflow"
@@ -105,6 +105,7 @@ class LoopRecorder:
         self._opt: Callable[[], Any] = _none
         self._model: Callable[[], Any] = _none
         self.models: list[Callable[[], Any]] = []  # models created, oldest first
+        self.metrics: list[tuple[Callable[[], Any], tuple[float, ...]]] = []  # keras metrics, their state
         self.loss_name: str | None = None
         self.task: Task | None = None
         self.epoch = 0  # epochs completed in the current training
@@ -167,6 +168,28 @@ class LoopRecorder:
             self.rate = self._rate()
             self.begin()
 
+    def on_metric(self, metric: Any) -> None:
+        with self.lock:
+            self.metrics = [(r, v) for r, v in self.metrics if r() is not None][-63:]
+            self.metrics.append((_ref(metric), ()))
+
+    def _updated_metrics(self) -> dict[str, float]:
+        """The results of the Keras metrics updated since the last pass ended (one read each)."""
+        out: dict[str, float] = {}
+        kept = []
+        for r, before in self.metrics:
+            m = r()
+            if m is None:
+                continue
+            state = optional(lambda m=m: _eager(lambda: tuple(float(to_float(v)) for v in m.variables)), ())
+            if state and state != before and any(state):
+                value = optional(lambda m=m: _eager(lambda: to_float(m.result())))
+                if value is not None:
+                    out[str(m.name)] = value
+            kept.append((r, state))
+        self.metrics = kept
+        return out
+
     def on_model(self, model: Any) -> None:
         self.models = [m for m in self.models if m() is not None][-63:]
         self.models.append(_ref(model))
@@ -201,12 +224,13 @@ class LoopRecorder:
         with self.lock:
             start = self.starts.pop(id(iterator), None)
             steps, loss = self._take(self.train_losses, "train")
+            metrics = self._updated_metrics() if self.metrics else {}
             if steps:
-                self._end_train_pass(steps, loss, start)
+                self._end_train_pass(steps, loss, start, metrics)
                 return
             n, eval_loss = self._take(self.eval_losses, "eval")
-            if n:
-                self._end_eval_pass(n, eval_loss)
+            if n or (metrics and self.task is not None):
+                self._end_eval_pass(n, eval_loss, metrics)
 
     def _take(self, losses: list[Any], which: str) -> tuple[int, float | None]:
         n, total = self.graph.take(which)
@@ -219,7 +243,7 @@ class LoopRecorder:
             losses.clear()
         return n, (total / n if n else None)
 
-    def _end_train_pass(self, steps: int, loss: float | None, start: Any) -> None:
+    def _end_train_pass(self, steps: int, loss: float | None, start: Any, metrics: dict[str, float]) -> None:
         if self.task is None:
             self.begin()
         now = time.perf_counter()
@@ -236,6 +260,8 @@ class LoopRecorder:
             "steps": steps if iterations is None else max(steps, iterations - self.iterations),
             "learning_rate": start[2] if start is not None and start[2] is not None else self.rate,
         }
+        row["accuracy"] = pick_accuracy(metrics, "")
+        row.update(metric_row(metrics, DECLARED_EPOCH, ()))
         self.iterations = iterations or 0
         self.train_data = start[1] if start is not None else _none
         self.flush()
@@ -245,11 +271,15 @@ class LoopRecorder:
         self.t0 = now
         training_seen(FRAMEWORK)
 
-    def _end_eval_pass(self, n: int, loss: float | None) -> None:
-        metrics = {"loss": loss, "accuracy": None, "batches": n}
+    def _end_eval_pass(self, n: int, loss: float | None, found: dict[str, float]) -> None:
+        metrics: dict[str, Any] = {"loss": loss, "accuracy": pick_accuracy(found, "")}
+        metrics.update(metric_row(found, ("loss", "accuracy"), ()))
+        if n:
+            metrics["batches"] = n
         pe = self.pending_epoch
-        if pe is not None and pe.get("val_loss") is None:
-            pe["val_loss"] = loss
+        if pe is not None and pe.get("val_loss") is None and pe.get("val_accuracy") is None:
+            pe["val_loss"], pe["val_accuracy"] = loss, metrics["accuracy"]
+            pe.update(metric_row({"val_" + k: v for k, v in found.items()}, DECLARED_EPOCH, ()))
             self.last_eval = metrics
             self.flush()
             return
@@ -365,7 +395,7 @@ class LoopRecorder:
             for losses, which in ((self.train_losses, "train"), (self.eval_losses, "eval")):
                 steps, loss = self._take(losses, which)
                 if steps and which == "train":
-                    self._end_train_pass(steps, loss, None)  # a pass that never ran out
+                    self._end_train_pass(steps, loss, None, {})  # a pass that never ran out
             self.flush()
             if self.task is not None and not self.tested and self.last_eval is not None:
                 self.emit_test(self.last_eval)  # the last evaluation is the test

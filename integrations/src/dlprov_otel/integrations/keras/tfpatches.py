@@ -93,6 +93,14 @@ def _model_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     return result
 
 
+def _metric_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    result = wrapped(*args, **kwargs)
+    rec = active.recorder
+    if rec is not None and not rec.paused:  # not those of Keras's own fit
+        guarded("tensorflow metric", rec.on_metric, instance)
+    return result
+
+
 def _owner(cls: type, name: str) -> type:
     return next(k for k in cls.__mro__ if name in k.__dict__)
 
@@ -115,7 +123,11 @@ def patch_loops(patcher: Patcher) -> None:
     for owner, name, factory in replaced:
         if not patcher.is_patched(owner, name):
             patcher.replace(owner, name, factory)
-    wrapped = [(dataset_ops.DatasetV2, "__iter__", _iter), (_owner(keras.Model, "__init__"), "__init__", _model_init)]
+    wrapped = [
+        (dataset_ops.DatasetV2, "__iter__", _iter),
+        (_owner(keras.Model, "__init__"), "__init__", _model_init),
+        (_owner(keras.metrics.Metric, "__init__"), "__init__", _metric_init),
+    ]
     for owner, name, wrapper in wrapped:
         if not patcher.is_patched(owner, name):
             patcher.wrap(owner, name, wrapper)
