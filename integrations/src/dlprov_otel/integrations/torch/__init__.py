@@ -13,24 +13,33 @@ patches a few PyTorch entry points and derives, from an unmodified script, in th
   size, shuffle and workers, the model's layers (leaf modules) and parameters, the loss
   class, and ``num_epochs`` when the script names it (a variable such as ``epochs`` or
   ``args.epochs`` in the training loop's frames; else NULL).
-- one ``otrainmodel`` row per full pass over a DataLoader during which ``backward()`` ran:
-  elapsed time, the mean of the backpropagated losses (on an accelerator kept as detached
-  tensors, summed on the device and read with one ``.item()`` per epoch, so no extra device
-  sync per step; on the CPU, where ``.item()`` is a plain read, summed as floats), samples,
-  batches, learning rate; and ``val_loss``/``val_accuracy`` of the evaluation pass
-  that follows (a full pass without backward in which a loss module ran under
-  ``torch.no_grad()`` or ``model.eval()``; accuracy for CrossEntropy/NLL/BCE losses, else
-  NULL; a validation run inside the training pass, every N steps, gives the last one). A
-  row is emitted when the next epoch starts (or at the end), so the evaluation and
-  :func:`log_epoch` can still add to it.
-- an evaluation pass that is not a validation (the one after the last epoch, when earlier
-  epochs had one or when epoch 0 had none) is a ``testmodel`` task (``otestmodel``).
+- one ``otrainmodel`` row per epoch, found by the conventions in this order: a full pass
+  over a DataLoader during which ``backward()`` ran; else, for loops that slice tensors
+  themselves (a ``get_batch`` helper), the model switched between ``train()`` and ``eval()``
+  (or another model, one just loaded) or training steps resuming after evaluation losses
+  (:mod:`.phases`). The row holds elapsed time, the mean of the backpropagated losses (on an
+  accelerator kept as detached tensors, summed on the device and read with one ``.item()``
+  per epoch, so no extra device sync per step; on the CPU, where ``.item()`` is a plain
+  read, summed as floats), samples, batches, learning rate; and ``val_loss``/
+  ``val_accuracy`` of the evaluation that follows (loss modules or ``torch.nn.functional``
+  losses under ``torch.no_grad()`` or ``model.eval()``, summed per sample so
+  ``reduction='sum'`` gives the same mean; accuracy for CrossEntropy/NLL/BCE losses, else
+  NULL; a validation run inside the training pass, every N steps, gives the last one). The
+  row waits for that evaluation and :func:`log_epoch`, and goes out within about 0.6 s of
+  the epoch's last batch (:mod:`.idle`), or at the next epoch's first step.
+- the last evaluation is the ``testmodel`` task (``otestmodel``): an evaluation after the
+  last validation, else that last validation itself (at the end of the training).
+- no optimizer: a manual SGD update (``p.data.add_(p.grad, alpha=-lr)``, ``p -= lr *
+  p.grad``) gives ``optimizer_name`` ``manual_sgd``, the learning rate and its changes
+  (:mod:`.manual`).
 - ``adaptation``: each ``lr_scheduler`` step (``LRScheduler``, ``ReduceLROnPlateau``) or
   manual param-group change that alters a learning rate: ``oadaptation`` with the old and
-  new rate, epoch and trigger (the scheduler class, or ``param_groups``). Changes within a
+  new rate, epoch and trigger (the scheduler class, or ``param_groups``), labelled with the
+  epoch whose end triggered it and recorded after that epoch's row. Changes within a
   training pass (per-step schedules) are grouped into one task per pass.
-- ``otrainedmodel``: each ``torch.save`` of a module or a (state) dict to a path: path,
-  size, sha256.
+- ``otrainedmodel``: each ``torch.save`` of a module or a (state) dict to a path or an open
+  file that has a name (hashed once closed): path, size, sha256, and the epoch whose
+  weights it holds. ``torch.load`` makes that file the input of the next test (:mod:`.models`).
 - a training that raises (uncaught) ends its task and the execution FAILED with the error.
 
 In a multi-process job (torchrun) all ranks share one execution (see
@@ -43,8 +52,12 @@ What cannot be inferred: :func:`log_epoch`, :func:`log_test`, :func:`log_params`
 every ``Trainer`` automatically while instrumented). Provenance errors are logged once and
 never reach the training; ``uninstrument()`` restores every patched attribute.
 
+A process that imported torch and in which no epoch or test was recognised says so once at
+exit, with the explicit calls to add (``_shared.silence``).
+
 The package, by job: :mod:`.facts` (what is read from PyTorch objects), :mod:`.passes`,
-:mod:`.data`, :mod:`.rates` and :mod:`.recorder` (run state), :mod:`.state` (the active
+:mod:`.data`, :mod:`.rates`, :mod:`.manual`, :mod:`.models`, :mod:`.phases`,
+:mod:`.explicit`, :mod:`.idle` and :mod:`.recorder` (run state), :mod:`.state` (the active
 recorder), :mod:`.api` (the explicit calls), :mod:`.patches` and :mod:`.instrumentor`.
 """
 

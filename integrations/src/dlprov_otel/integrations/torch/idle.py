@@ -38,7 +38,7 @@ class Watched(Protocol):
 
     def evaluation_expected(self) -> bool: ...
 
-    def close_idle(self) -> None: ...
+    def close_idle(self, seen: tuple) -> None: ...
 
     def check_saves(self, final: bool = False) -> None: ...
 
@@ -65,7 +65,7 @@ class IdleWatcher:
     def _run(self) -> None:
         rec = self._rec
         last: Any = None
-        since = time.monotonic()
+        since = looked = time.monotonic()
         ticks = 0
         while not self._stop.is_set():
             try:
@@ -75,17 +75,19 @@ class IdleWatcher:
                     self._stop.wait(REST)
                     continue
                 now = time.monotonic()
+                punctual, looked = now - looked < 2 * TICK, now
                 sig = rec.activity()
                 if sig != last:
                     last, since, ticks = sig, now, 0
-                else:
-                    # quiet for IDLE seconds *and* for as many looks: a training thread that
-                    # only waited for the GIL (a long C call elsewhere) had its turns meanwhile
+                elif punctual:
+                    # quiet for IDLE seconds *and* for as many looks that came on time: a
+                    # process starved of CPU or of the GIL (a long C call elsewhere) gave the
+                    # training thread no turn, so a late look proves nothing
                     ticks += 1
                     quiet = now - since
                     settled = quiet >= IDLE and ticks >= IDLE / TICK
                     if settled and (quiet >= PATIENCE or not rec.evaluation_expected()):
-                        rec.close_idle()
+                        rec.close_idle(sig)
                         last = None
             except Exception as exc:  # the watcher never dies of provenance
                 try:

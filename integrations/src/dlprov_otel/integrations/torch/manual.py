@@ -15,7 +15,7 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
-LIMIT = 10_000  # sniffed calls before giving up for this epoch
+LIMIT = 2_000  # sniffed calls before giving up for this epoch
 _METHODS = ("add_", "sub_", "__isub__", "__mul__", "__rmul__")
 
 

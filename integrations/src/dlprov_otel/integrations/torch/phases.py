@@ -33,6 +33,8 @@ class Phases:
     pending_epoch: dict[str, Any] | None
     pending_test: dict[str, Any] | None
     validated: bool
+    logs_epochs: bool
+    pending_logged: bool
 
     def _end_train_pass(self, p: Pass, batches: int | None) -> None:
         raise NotImplementedError
@@ -96,10 +98,15 @@ class Phases:
         if any(not q.steps for q in self._stack):
             return True  # an evaluation DataLoader pass has begun
         pe = self.pending_epoch
+        if pe is not None and self.logs_epochs and not self.pending_logged:
+            return True  # the script's log_epoch(...) for this epoch is still to come
         return pe is not None and self.validated and "val_samples" not in pe and not self._orphan.eval_calls
 
-    def close_idle(self) -> None:
+    def close_idle(self, seen: tuple) -> None:
+        """Close what waits, unless a batch came since the watcher looked (``seen``)."""
         with self.lock:
+            if self.activity() != seen:
+                return
             if self._stack and any(q.steps for q in self._stack):
                 return  # a training pass still under way
             cur = self._orphan

@@ -19,6 +19,7 @@ from .._shared.guard import report
 from .._shared.rows import timestamp
 from .._shared.silence import training_seen
 from .data import DataLineage
+from .explicit import ExplicitCalls
 from .facts import (
     LoaderInfo,
     Producer,
@@ -38,7 +39,7 @@ from .rates import LearningRates
 DEFAULT_DATAFLOW = "torch"
 
 
-class Recorder(DataLineage, LearningRates, SavedModels, Phases):
+class Recorder(DataLineage, LearningRates, SavedModels, Phases, ExplicitCalls):
     """What one process learns about its trainings, and the tasks it records from it.
 
     Shared by the patches, the explicit API and the Lightning callback. ``suspended`` > 0
@@ -81,6 +82,8 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases):
         self.last_val: dict[str, Any] | None = None  # the latest validation: the test if no other follows
         self._idle_flushed = False  # the last epoch row went out by the watcher, no step since
         self._beats = 0  # passes and phase switches (the watcher's sign of activity)
+        self.logs_epochs = False  # the script calls log_epoch after its epochs
+        self.pending_logged = False  # ... and did for the pending row
         self._phase: tuple[Any, bool] | None = None  # (module reference, training) of the last switch
         self.watcher = IdleWatcher(self)
         self.params: dict[str, Any] = {}
@@ -259,6 +262,7 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases):
         self.epoch += 1
         self.flush_pending()
         self.pending_epoch = row
+        self.pending_logged = False
         self.watcher.start()
 
     def _end_eval_pass(self, p: Pass, batches: int | None) -> None:
@@ -407,64 +411,6 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases):
         task.add_dataset(DataSet("otestmodel", [row]))
         task.end()
         training_seen("torch")
-
-    # -- the explicit API (log_epoch, log_test, log_params) ---------------------------------------
-    def log_epoch(self, epoch: int | None, values: Mapping[str, Any]) -> None:
-        """Metrics for the epoch row in progress, or an ``otrainmodel`` row of their own."""
-        with self.lock:
-            if self.pending_epoch is not None:
-                self.pending_epoch.update(values)
-                return
-            if self._cur is not self._orphan:
-                self._cur.extra.update(values)
-                return
-            cur = self._orphan
-            row: dict[str, Any] = {
-                "timestamp": timestamp(),
-                "elapsed_time": time.perf_counter() - self._orphan_t0,
-                "loss": cur.mean_loss(),
-                "accuracy": None,
-                "val_loss": None,
-                "val_accuracy": None,
-                "epoch": self.epoch if epoch is None else epoch,
-                "steps": cur.steps,
-            }
-            row.update(values)
-            self.flush_pending()
-            self.emit_epoch(row)
-            self.epoch = (self.epoch if epoch is None else epoch) + 1
-            self._orphan = Pass()
-            self._orphan_t0 = time.perf_counter()
-            if not self._stack:
-                self._cur = self._orphan
-
-    def log_test(self, values: Mapping[str, Any]) -> None:
-        """Metrics for the test just detected, or a ``testmodel`` task of their own."""
-        with self.lock:
-            if self.pending_test is not None:
-                self.pending_test.update(values)
-                return
-            self.flush_pending()
-            row = {"loss": None, "accuracy": None}
-            orphan = self._orphan
-            if orphan.eval_calls:
-                row.update(orphan.eval_metrics())
-                orphan.eval_losses, orphan.eval_partial = [], None
-                orphan.eval_calls, orphan.correct, orphan.total = 0, None, 0
-            row.update(values)
-            self.emit_test(row)
-
-    def log_params(self, values: Mapping[str, Any]) -> None:
-        """Hyperparameters for the next training's ``itrainmodel`` row, or one more row."""
-        with self.lock:
-            if "num_epochs" in values:
-                self.num_epochs = int(values["num_epochs"])
-            if self.train_task is None:
-                self.params.update(values)
-            elif self.primary:
-                row = {"optimizer_name": None, "learning_rate": None, "num_epochs": None, "num_layers": None}
-                self.train_task.add_dataset(DataSet("itrainmodel", [{**row, **values}]))
-                self.train_task.save()
 
     # -- the end --------------------------------------------------------------------------------
     def end_training(self, error: BaseException | str | None = None) -> None:
