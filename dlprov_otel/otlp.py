@@ -1,10 +1,26 @@
-"""OTLP export to a DLProv collector (``configure(endpoint=...)``)."""
+"""OTLP export to a DLProv collector (``configure(endpoint=...)``).
+
+Over OTLP/HTTP the exporter reads the collector's answer: a partial success names the spans
+the collector refused for good (``[rejected: TRACE/SPAN ...]`` at the end of its message), and
+:attr:`DLProvOTLPExporter.rejected` hands exactly those to the processor, which quarantines
+them instead of retrying them; the rest of the batch counts as stored.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from .errors import DLProvError
+
+logger = logging.getLogger(__name__)
+_REJECTED = re.compile(r"\s*\[rejected: ([0-9a-f/ ]*)\]\s*$")
 
 
 def make_otlp_exporter(endpoint: str, headers: dict[str, str] | None = None, protocol: str | None = None):
@@ -44,4 +60,76 @@ def make_otlp_exporter(endpoint: str, headers: dict[str, str] | None = None, pro
     url = endpoint.rstrip("/")
     if not url.endswith("/v1/traces"):
         url += "/v1/traces"
-    return OTLPSpanExporter(endpoint=url, headers=hdrs or None)
+    return _http_exporter_class(OTLPSpanExporter)(endpoint=url, headers=hdrs or None)
+
+
+class _Capture:
+    """The OTLP exporter's HTTP transport, keeping the last answer (the exporter drops its body)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.last: Any = None
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self.last = self._inner.request(*args, **kwargs)
+        return self.last
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+_classes: dict[type, type] = {}
+
+
+def _http_exporter_class(base: type) -> type:
+    """``DLProvOTLPExporter``: OpenTelemetry's OTLP/HTTP span exporter that reads partial success."""
+    if base in _classes:
+        return _classes[base]
+
+    class DLProvOTLPExporter(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.rejected: list[ReadableSpan] = []  # spans of the last export the collector refused
+            self.rejected_error = ""
+            client = getattr(self, "_client", None)
+            self._capture: _Capture | None = None
+            if client is not None and hasattr(getattr(client, "_transport", None), "request"):
+                self._capture = client._transport = _Capture(client._transport)
+            else:  # another exporter version: partial success is only logged by it
+                logger.debug("DLProv: this OTLP exporter hides the collector's answers; partial success not read")
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            self.rejected, self.rejected_error = [], ""
+            if self._capture is not None:
+                self._capture.last = None
+            result = super().export(spans)
+            if result is SpanExportResult.SUCCESS and self._capture is not None and self._capture.last is not None:
+                try:
+                    self._read_partial_success(spans, self._capture.last.content())
+                except Exception as exc:  # an answer we cannot read: the spans count as stored
+                    logger.warning("DLProv: cannot read the collector's answer: %s", exc)
+            return result
+
+        def _read_partial_success(self, spans: Sequence[ReadableSpan], body: bytes) -> None:
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+            if not body:
+                return
+            partial = ExportTraceServiceResponse.FromString(body).partial_success
+            if not partial.rejected_spans:
+                return
+            message = partial.error_message
+            m = _REJECTED.search(message)
+            keys = set(m.group(1).split()) if m else set()
+            self.rejected = [
+                s for s in spans if f"{s.context.trace_id:032x}/{s.context.span_id:016x}" in keys
+            ]
+            self.rejected_error = message[: m.start()] if m else message
+            if len(self.rejected) != partial.rejected_spans:
+                logger.error(
+                    "DLProv: the collector rejected %d span(s) but named %d of them: %s",
+                    partial.rejected_spans, len(self.rejected), self.rejected_error,
+                )
+
+    _classes[base] = DLProvOTLPExporter
+    return DLProvOTLPExporter

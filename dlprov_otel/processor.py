@@ -224,7 +224,11 @@ class LosslessSpanProcessor(SpanProcessor):
                 self._inflight_batch = []
                 self._failing = not ok
                 if ok:
-                    self.stats.exported += len(batch)
+                    # spans the collector refused for good (OTLP partial success): set aside
+                    rejected = list(getattr(self.exporter, "rejected", None) or ())
+                    if rejected:
+                        self._quarantine(rejected, getattr(self.exporter, "rejected_error", "") or "rejected")
+                    self.stats.exported += len(batch) - len(rejected)
                     backoff, failing_since = 0.0, None
                     self._committed(batch)
                 elif permanent and len(batch) > 1:

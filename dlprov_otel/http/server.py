@@ -31,6 +31,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     router: Router
     protocol_version = "HTTP/1.1"  # keep-alive: OTLP exporters reuse their connection
+    # headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK held every answer that has a body for 40 ms
+    disable_nagle_algorithm = True
     timeout = 120  # a stalled client frees its thread
     _body_pending = False
 

@@ -23,6 +23,7 @@ logger = logging.getLogger("dlprov.http")
 
 DEFAULT_QUERY_TIMEOUT = 30.0  # seconds
 DEFAULT_QUERY_MAX_ROWS = 10_000
+QUERY_WORKERS = 1  # MonetDB threads a query may use
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,9 @@ class SharedStore:
             store.backend.rollback()  # a fresh snapshot: what ingest committed until now
             try:
                 store.backend.set_query_timeout(limits.timeout)
+                if store is not self._store:
+                    # one MonetDB worker thread for queries: the other cores stay with ingest
+                    store.backend.execute(f"CALL sys.setworkerlimit({QUERY_WORKERS})")
                 return store.run_script(statements, read_only=True, max_rows=limits.max_rows)
             except QueryError as exc:
                 if "timeout" in str(exc).lower():

@@ -3,8 +3,11 @@
 :class:`Collector` is shared by the HTTP and gRPC front ends. It admits a bounded number of
 requests at once (:class:`Overloaded` beyond), stores the spans of a request through the same
 ``Store.ingest`` as the in-process exporter (idempotent on span ids), and isolates the spans
-that decode but cannot be stored: they are saved to the reject directory (replayable with
-``dlprov replay --spool-dir``) and reported as an OTLP partial success; the rest are stored.
+that decode but cannot be stored (malformed, or claiming another run's execution: see
+:mod:`.admission`; or refused by the store): they are saved to the reject directory
+(replayable with ``dlprov replay --spool-dir``) and reported as an OTLP partial success whose
+message ends with their ids (``[rejected: TRACE/SPAN ...]``, so a client sets exactly those
+aside); the rest are stored.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,7 @@ from dlprov_otel.store import Store, default_store_url
 from dlprov_otel.store.transient import TransientStoreError
 
 from . import decode
+from .admission import Admission
 from .settings import Settings
 
 logger = logging.getLogger("dlprov.collector")
@@ -63,6 +68,7 @@ class Collector:
         self._slots = threading.BoundedSemaphore(max(1, settings.max_inflight))
         self._counts_lock = threading.Lock()
         self.counts = {"requests": 0, "spans_received": 0, "spans_stored": 0, "spans_rejected": 0, "store_errors": 0}
+        self.admission = Admission()
 
     def open(self) -> None:
         """Open the store now: errors that retrying will not cure (a locked or malformed store) raise."""
@@ -93,6 +99,8 @@ class Collector:
         Raises :class:`StoreError` when the store cannot take it (the sender should retry).
         """
         decode.validate(request)
+        if self.settings.ingest_delay:
+            time.sleep(self.settings.ingest_delay)
         result = IngestResult(received=decode.span_count(request))
         records = from_otlp(request)
         with self._counts_lock:
@@ -103,11 +111,15 @@ class Collector:
         records.sort(key=lambda r: _KIND_ORDER.get(r.kind or "", 3))
         store = self.stores.get()
         try:
-            stored, rejected = self._store_records(store, records)
+            records, refused = self.admission.check(store, records)
+            stored, rejected = self._store_records(store, records) if records else (0, [])
         except StoreError:
             with self._counts_lock:
                 self.counts["store_errors"] += 1
             raise
+        failed = {id(r) for r, _ in rejected}
+        self.admission.stored([r for r in records if id(r) not in failed])
+        rejected = refused + rejected
         result.stored = stored
         if rejected:
             path = self._save_rejects(request, rejected)
@@ -118,6 +130,7 @@ class Collector:
                 f"first: span {first[0].span_id} ({first[0].name!r}): {first[1]}"
             )
             logger.error("%s", result.message)
+            result.message += " [rejected: " + " ".join(f"{r.trace_id}/{r.span_id}" for r, _ in rejected) + "]"
         with self._counts_lock:
             self.counts["spans_stored"] += stored
             self.counts["spans_rejected"] += len(rejected)

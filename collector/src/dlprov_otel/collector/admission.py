@@ -1,0 +1,129 @@
+"""What a collector admits before it stores: well-formed DLProv spans, and only a run's own spans.
+
+Checked per span, so that one bad span is answered as an OTLP partial success and the rest of
+its request is stored (a retry could never cure it: it is not answered 503):
+
+- **well-formed**: a dataflow span carries a specification that parses; a dataset span has
+  valid tags, as many attribute types as names, and an element count;
+- **ownership**: an execution belongs to the trace that created it (its root span's trace,
+  shared by all ranks of a job, and re-sent unchanged by a journal replay). A span of another
+  trace that names an existing execution is refused: it cannot add rows, tasks or columns to
+  another run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from dlprov_otel import semconv
+from dlprov_otel.errors import DLProvError
+from dlprov_otel.model import DataflowSpec
+from dlprov_otel.records import SpanRecord
+from dlprov_otel.store import Store
+from dlprov_otel.store import schema as S
+from dlprov_otel.store.rows import IN_CHUNK, shape, tag
+
+_CREATES = (semconv.KIND_EXECUTION, semconv.KIND_EXECUTION_START)
+_MAX_OWNERS = 100_000  # execution tags whose owner is remembered
+
+
+class Admission:
+    """Per-span checks of the collector; remembers which trace owns each execution."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def check(
+        self, store: Store, records: Sequence[SpanRecord]
+    ) -> tuple[list[SpanRecord], list[tuple[SpanRecord, str]]]:
+        """Split ``records`` into (admitted, [(refused, why)])."""
+        admitted: list[SpanRecord] = []
+        refused: list[tuple[SpanRecord, str]] = []
+        for r in records:
+            why = malformed(r)
+            if why:
+                refused.append((r, why))
+            else:
+                admitted.append(r)
+        owners = self._owners_of(store, admitted)
+        kept: list[SpanRecord] = []
+        for r in admitted:
+            exec_tag = _execution_tag(r)
+            owner = owners.get(exec_tag) if exec_tag else None
+            if owner is not None and owner != r.trace_id:
+                refused.append((r, f"execution {exec_tag!r} belongs to another run (trace {owner}); a span of "
+                                   f"trace {r.trace_id} cannot add to it: record under a new execution tag"))
+            else:
+                kept.append(r)
+        return kept, refused
+
+    def stored(self, records: Sequence[SpanRecord]) -> None:
+        """Remember the owners of executions just stored."""
+        with self._lock:
+            if len(self._owners) > _MAX_OWNERS:
+                self._owners.clear()
+            for r in records:
+                if r.kind in _CREATES and (exec_tag := _execution_tag(r)):
+                    self._owners.setdefault(exec_tag, r.trace_id)
+
+    def _owners_of(self, store: Store, records: Sequence[SpanRecord]) -> dict[str, str]:
+        """The owning trace of each execution these records name: stored, else the first
+        trace of this request that creates it."""
+        tags = {t for r in records if (t := _execution_tag(r))}
+        if not tags:
+            return {}
+        with self._lock:
+            owners = {t: self._owners[t] for t in tags if t in self._owners}
+        unknown = sorted(tags - owners.keys())
+        found: dict[str, str] = {}
+        for i in range(0, len(unknown), IN_CHUNK):
+            chunk = unknown[i : i + IN_CHUNK]
+            rows = store.query(
+                f"SELECT tag, trace_id FROM {store.cat(S.DATAFLOW_EXECUTION)} WHERE tag IN "
+                f"({', '.join('?' for _ in chunk)})",
+                chunk,
+            ).rows
+            found.update({str(t): str(tr) for t, tr in rows if tr})
+        if found:
+            with self._lock:
+                self._owners.update(found)
+            owners.update(found)
+        for r in records:  # created by this request (the first trace that does)
+            if r.kind in _CREATES and (exec_tag := _execution_tag(r)) and exec_tag not in owners:
+                owners[exec_tag] = r.trace_id
+        return owners
+
+
+def _execution_tag(r: SpanRecord) -> str | None:
+    value: Any = r.attributes.get(semconv.EXECUTION_TAG)
+    return str(value) if value not in (None, "") else None
+
+
+def malformed(r: SpanRecord) -> str | None:
+    """Why the store could never take this span, or None (cheap checks, no store access)."""
+    attrs = r.attributes
+    try:
+        if r.kind == semconv.KIND_DATAFLOW:
+            spec = attrs.get(semconv.DATAFLOW_SPEC)
+            if not isinstance(spec, str):
+                return "dataflow span without a specification (dlprov.dataflow.spec)"
+            DataflowSpec.from_json(spec)
+        elif r.kind == semconv.KIND_DATASET:
+            tag(attrs.get(semconv.DATAFLOW_TAG, ""), "dataflow tag")
+            tag(attrs.get(semconv.DATASET_TAG, ""), "set tag")
+            names = attrs.get(semconv.DATASET_ATTRIBUTES, ())
+            types = attrs.get(semconv.DATASET_TYPES, ())
+            if not isinstance(names, list | tuple) or not isinstance(types, list | tuple):
+                return f"dataset span {r.span_id}: attribute names and types must be lists"
+            shape(tuple(names), tuple(types), r.span_id)
+            int(attrs.get(semconv.DATASET_ELEMENTS, 0))
+    except (DLProvError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        return f"span {r.span_id} ({r.name!r}): {type(exc).__name__}: {exc}" if not isinstance(
+            exc, DLProvError) else f"span {r.span_id} ({r.name!r}): {exc}"
+    return None
+
+
+__all__ = ["Admission", "malformed"]
