@@ -149,10 +149,14 @@ def test_the_recipe_and_the_lineage_through_the_collector(repo: Path, tmp_path: 
         _, rows = client.query(col.url, RECIPE_SQL.format(tag=tag))
         check_recipe(rows, repo)
         out = subprocess.run(
-            [sys.executable, "-m", "dlprov_otel.cli", "lineage", str(model), "--endpoint", col.url, "--json"],
+            [sys.executable, "-m", "dlprov_otel.cli", "lineage", str(model), "--endpoint", col.url, "--json",
+             "--format", "provn", "--out", str(tmp_path / "prov")],
             capture_output=True, text=True, env=subprocess_env, timeout=300,
         )
         assert out.returncode == 0, out.stderr
+        digest = hashlib.sha256(model.read_bytes()).hexdigest()
+        provn = (tmp_path / "prov" / f"lineage-{digest[:12]}.provn").read_text()
+        assert provn.startswith("document") and digest in provn and "prov:SoftwareAgent" in provn
         (run,) = json.loads(out.stdout)["runs"]
         assert run["execution"]["tag"] == tag
         assert {e["name"]: e["value"] for e in run["recipe"]}["git.branch"] == "work"
