@@ -191,3 +191,32 @@ def test_unrecognised_training_says_so_once(tmp_path, subprocess_env):
                            capture_output=True, text=True, timeout=240)
     assert other.returncode == 0 and "DLProv: torch" not in other.stderr
     assert os.path.exists(script)
+
+
+def test_plain_loop_manual_update_and_checkpoints(tmp_path, subprocess_env, store):
+    proc = run_instrumented("plain_loop.py", ["--epochs", "4", "--out", str(tmp_path)], subprocess_env,
+                            tmp_path / "store", tmp_path)
+    own = report(proc)
+    st = store()
+    # epochs: steps resuming after the validation loss under no_grad end each one
+    epochs = set_rows(st, "otrainmodel", "epoch")
+    assert [r["epoch"] for r in epochs] == [0, 1, 2, 3]
+    for r, mine in zip(epochs, own["epochs"], strict=True):
+        assert close(r["loss"], mine["loss"]) and close(r["val_loss"], mine["val_loss"], 1e-5)
+        assert r["val_accuracy"] is None or math.isnan(r["val_accuracy"])  # MSE: no accuracy to derive
+        assert r["steps"] == 8 and close(r["learning_rate"], mine["lr"])
+    (hp,) = set_rows(st, "itrainmodel")
+    assert (hp["optimizer_name"], hp["learning_rate"], hp["loss_function"]) == ("manual_sgd", 0.05, "MSELoss")
+    (adapt,) = set_rows(st, "oadaptation")  # `p -= lr * p.grad` with lr halved after epoch 1
+    (change,) = own["lr_changes"]
+    assert (adapt["epoch"], adapt["old_learning_rate"], adapt["new_learning_rate"], adapt["trigger"]) == (
+        change["epoch"], change["old"], change["new"], "manual")
+    # a checkpoint dictionary after each epoch carries the epoch whose weights it holds
+    saved = set_rows(st, "otrainedmodel")
+    assert [(s["epoch"], s["content"], s["model_dir"]) for s in saved] == [
+        (i, "checkpoint", str(Path(p).resolve())) for i, p in enumerate(own["checkpoints"])
+    ]
+    for s in saved:
+        assert s["sha256"] == hashlib.sha256(Path(s["model_dir"]).read_bytes()).hexdigest()
+    (test,) = set_rows(st, "otestmodel")  # the last evaluation
+    assert close(test["loss"], own["epochs"][-1]["val_loss"], 1e-5)
