@@ -261,6 +261,7 @@ class EvalRun:
             last = lineage.last_data_task(exec_tag)
             deps = [last] if last else []
         self.task = lineage.new_task(df, exec_tag, "testmodel", deps)
+        training_seen("tensorflow")  # an evaluation is recorded: not silent
         if model_input is not None:  # the model file it was loaded from
             self.task.add_dataset(DataSet("otrainedmodel", [dict(model_input)]))
         self.logs: dict[str, Any] | None = None
