@@ -265,15 +265,31 @@ def test_uninstrument_restores_keras(dlprov: Any, digits: Any) -> None:
     def owner(name: str) -> type:
         return next(k for k in Model.__mro__ if name in k.__dict__)
 
-    names = ("fit", "evaluate", "save", "save_weights")
+    import tensorflow as tf
+    from tensorflow.python.data.ops import dataset_ops, iterator_ops
+
+    names = ("fit", "evaluate", "save", "save_weights", "load_weights")
     originals = {n: owner(n).__dict__[n] for n in names}
+    # what custom loops and loading patch, where it is defined
+    others = [
+        (tf.GradientTape, "gradient"),
+        (iterator_ops.OwnedIterator, "__next__"),
+        (dataset_ops.DatasetV2, "__iter__"),
+        (next(k for k in keras.losses.Loss.__mro__ if "__call__" in k.__dict__), "__call__"),
+        (next(k for k in keras.optimizers.SGD.__mro__ if "apply_gradients" in k.__dict__), "apply_gradients"),
+        (keras.models, "load_model"),
+        (keras.saving, "load_model"),
+    ]
+    before = [vars(o)[n] for o, n in others]
     inst = KerasInstrumentor()
     inst.instrument(dataflow=DF, execution="kt-uninstrument")
     try:
         assert all(owner(n).__dict__[n] is not originals[n] for n in names)
+        assert all(vars(o)[n] is not b for (o, n), b in zip(others, before, strict=True))
     finally:
         inst.uninstrument()
     assert all(owner(n).__dict__[n] is originals[n] for n in names)
+    assert all(vars(o)[n] is b for (o, n), b in zip(others, before, strict=True))
     assert "fit" not in Model.__dict__ and "evaluate" not in Model.__dict__  # nothing left behind
     x, y = digits
     make_model().fit(x[:256], y[:256], epochs=1, verbose=0)
