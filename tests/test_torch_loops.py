@@ -10,6 +10,7 @@ store must say the same (issue 16). Epoch rows arrive while the script still run
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 
 from dlprov_otel import client
 from dlprov_otel.integrations._shared import STRICT_ENV
+from dlprov_otel.prov import build_document
 from dlprov_otel.store import open_store
 from tests.collector_proc import start_collector
 from tests.torch_helpers import SCRIPTS, report, rows, run_instrumented, set_rows
@@ -122,6 +124,14 @@ def test_word_language_model_manual_loop(tmp_path, subprocess_env, store):
     assert loaded["sha256"] == digest and loaded["epoch"] == own["saves"][-1]
     deps = rows(st, "SELECT depends_on_task_id FROM task_dependency WHERE task_id = ?", [test["task_id"]])
     assert deps == []  # it tested the loaded file, not the model in memory
+    # in PROV, the test used the very model entity the training generated with that digest
+    doc = json.loads(build_document(st, dataflow="torch").serialize(format="json"))
+    (test_act,) = [k for k, a in doc["activity"].items() if a.get("dlprov:dt_tag") == "testmodel"]
+    used = [u["prov:entity"] for u in doc["used"].values() for u in (u if isinstance(u, list) else [u])
+            if u["prov:activity"] == test_act]
+    made = {g["prov:entity"] for g in doc["wasGeneratedBy"].values() for g in (g if isinstance(g, list) else [g])}
+    models = [e for e in used if doc["entity"][e].get("dlprov:ds_tag") == "otrainedmodel"]
+    assert len(models) == 1 and models[0] in made and doc["entity"][models[0]]["dlprov:sha256"] == digest
 
 
 def test_epoch_row_stored_while_the_script_waits(tmp_path, subprocess_env):
