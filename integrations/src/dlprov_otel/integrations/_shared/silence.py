@@ -5,12 +5,13 @@ An integration calls :func:`expect_training` when it is instrumented, :func:`tra
 when it recognises a training (an epoch, a fit, a step), and :func:`stop_expecting` when it is
 uninstrumented. At exit, for each framework still expected, imported (one of its modules is in
 ``sys.modules``) and never seen training, one line goes to stderr. ``DLPROV_QUIET=1`` turns the
-line off. Forked children (DataLoader workers) never print it.
+line off. Worker processes (DataLoader workers, forked or spawned) never print it.
 """
 
 from __future__ import annotations
 
 import atexit
+import multiprocessing
 import os
 import sys
 import threading
@@ -60,6 +61,8 @@ def stop_expecting(framework: str) -> None:
 
 def unrecognised() -> list[str]:
     """The lines :func:`warn_unrecognised` would print now (imported, expected, never seen)."""
+    if multiprocessing.parent_process() is not None:
+        return []  # a worker (DataLoader workers started by spawn): its parent trains, or says so
     lines = []
     with _lock:
         entries = list(_expected.items())
