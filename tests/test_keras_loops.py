@@ -3,6 +3,7 @@ run unmodified under ``opentelemetry-instrument``: rows equal what the script co
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 from pathlib import Path
@@ -108,3 +109,21 @@ def test_a_script_whose_training_is_not_recognised_says_so_once(tmp_path: Path, 
     lines = [line for line in proc.stderr.splitlines() if "no training was recognised" in line]
     assert len(lines) == 1 and lines[0].startswith("DLProv: tensorflow was imported"), proc.stderr[-3000:]
     assert "DLProvCallback" in lines[0]
+
+
+def test_a_loop_that_raises_ends_failed_with_its_epochs_recorded(tmp_path: Path, subprocess_env: dict) -> None:
+    store = tmp_path / "store"
+    env = {**subprocess_env, STRICT_ENV: "1"}
+    proc = run_instrumented(str(SCRIPTS / "tf_loop.py"), ["--fail-at", "1"], env, store, tmp_path)
+    assert proc.returncode == 1 and "RuntimeError: diverged after epoch 1" in proc.stderr
+    own = json.loads(proc.stdout.strip().splitlines()[-1])
+    st = open_store(store)
+    try:
+        epochs = set_rows(st, "otrainmodel", "epoch", dataflow="keras")
+        assert [close(r["loss"], e["loss"]) for r, e in zip(epochs, own["epochs"], strict=True)] == [True, True]
+        (train,) = rows(st, "SELECT * FROM task WHERE dt_tag = 'trainmodel'")
+        assert train["status"] == "FAILED" and "diverged after epoch 1" in train["error"]
+        (ex,) = rows(st, "SELECT * FROM dataflow_execution")
+        assert ex["status"] == "FAILED"
+    finally:
+        st.close()

@@ -20,6 +20,7 @@ parser.add_argument("--schedule", action="store_true")
 parser.add_argument("--cut", type=int, default=-1)
 parser.add_argument("--test", action="store_true")
 parser.add_argument("--save")
+parser.add_argument("--fail-at", type=int, default=-1)
 args = parser.parse_args()
 
 rng = np.random.default_rng(0)
@@ -84,6 +85,9 @@ for epoch in range(args.epochs):
         }
     )
     print(f"epoch {epoch}: loss {sum(losses) / len(losses):.4f}, val_loss {sum(val) / len(val):.4f}")
+    if epoch == args.fail_at:
+        print(json.dumps(report), flush=True)
+        raise RuntimeError(f"diverged after epoch {epoch}")
     if epoch == args.cut:
         optimizer.learning_rate.assign(float(optimizer.learning_rate) / 2)
         report["lr_changes"].append({"epoch": epoch, "new": float(optimizer.learning_rate)})

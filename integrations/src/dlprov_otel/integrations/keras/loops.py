@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from dlprov_otel import tracing
 from dlprov_otel.api import DataSet, Task
 
 from .. import lineage
@@ -405,6 +406,10 @@ class LoopRecorder:
                 weights_epoch[model] = self.epoch - 1
             if task is not None:
                 task.end(error=error)
+                if error is not None:  # an uncaught exception: the execution failed too
+                    for ex in tracing.open_executions():
+                        if ex.tag == task.exec_tag:
+                            ex.end(error=error)
             self.last_eval, self.tested, self.epoch = None, False, 0
 
 

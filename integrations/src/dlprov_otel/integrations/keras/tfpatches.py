@@ -9,6 +9,7 @@ per model) are wrapped.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -101,6 +102,16 @@ def _metric_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     return result
 
 
+def _excepthook(previous: Callable[..., Any]) -> Callable[..., Any]:
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        rec = active.recorder
+        if rec is not None and rec.task is not None:
+            guarded("tensorflow failure", rec.finish, exc)  # the training ends FAILED
+        previous(exc_type, exc, tb)
+
+    return hook
+
+
 def _owner(cls: type, name: str) -> type:
     return next(k for k in cls.__mro__ if name in k.__dict__)
 
@@ -120,6 +131,8 @@ def patch_loops(patcher: Patcher) -> None:
         (_owner(keras.losses.Loss, "__call__"), "__call__", _loss_call),
         (iterator_ops.OwnedIterator, "__next__", _next),
     ]
+    if not patcher.is_patched(sys, "excepthook"):
+        patcher.replace(sys, "excepthook", _excepthook)
     for owner, name, factory in replaced:
         if not patcher.is_patched(owner, name):
             patcher.replace(owner, name, factory)
