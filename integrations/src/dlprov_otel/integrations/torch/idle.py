@@ -38,7 +38,7 @@ class Watched(Protocol):
 
     def evaluation_expected(self) -> bool: ...
 
-    def close_idle(self, seen: tuple) -> None: ...
+    def close_idle(self, seen: tuple, idle: float = 0.0) -> None: ...
 
     def check_saves(self, final: bool = False) -> None: ...
 
@@ -87,7 +87,7 @@ class IdleWatcher:
                     quiet = now - since
                     settled = quiet >= IDLE and ticks >= IDLE / TICK
                     if settled and (quiet >= PATIENCE or not rec.evaluation_expected()):
-                        rec.close_idle(sig)
+                        rec.close_idle(sig, quiet)
                         last = None
             except Exception as exc:  # the watcher never dies of provenance
                 try:

@@ -36,7 +36,7 @@ class Phases:
     logs_epochs: bool
     pending_logged: bool
 
-    def _end_train_pass(self, p: Pass, batches: int | None) -> None:
+    def _end_train_pass(self, p: Pass, batches: int | None, idle: float = 0.0) -> None:
         raise NotImplementedError
 
     def _end_eval_pass(self, p: Pass, batches: int | None) -> None:
@@ -46,7 +46,7 @@ class Phases:
         raise NotImplementedError
 
     # -- epochs without a DataLoader: train()/eval() switches, evaluations between steps ----------
-    def _close_orphan(self) -> None:
+    def _close_orphan(self, idle: float = 0.0) -> None:
         """End the steps and evaluations outside any DataLoader pass: an epoch (its row waits
         for the evaluation that follows) and/or an evaluation (a validation or a test)."""
         cur = self._orphan
@@ -56,7 +56,7 @@ class Phases:
             self._cur = self._orphan
         self._beats += 1
         if cur.steps:
-            self._end_train_pass(cur, None)
+            self._end_train_pass(cur, None, idle)
         if cur.eval_calls:
             self._end_eval_pass(cur, None)
 
@@ -102,7 +102,7 @@ class Phases:
             return True  # the script's log_epoch(...) for this epoch is still to come
         return pe is not None and self.validated and "val_samples" not in pe and not self._orphan.eval_calls
 
-    def close_idle(self, seen: tuple) -> None:
+    def close_idle(self, seen: tuple, idle: float = 0.0) -> None:
         """Close what waits, unless a batch came since the watcher looked (``seen``)."""
         with self.lock:
             if self.activity() != seen:
@@ -113,7 +113,7 @@ class Phases:
             if not self._stack and cur.eval_calls:
                 if cur.steps and cur.steps - cur.mark < 2:
                     return  # a step, then a loss under no_grad: a per-step metric
-                self._close_orphan()
+                self._close_orphan(idle)
             flushed = self.pending_epoch is not None
             self.flush_pending()
             self._idle_flushed = self._idle_flushed or flushed

@@ -241,10 +241,10 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases, ExplicitCalls):
         n = batches * info.batch_size
         return min(n, info.samples) if info.samples is not None else n
 
-    def _end_train_pass(self, p: Pass, batches: int | None) -> None:
+    def _end_train_pass(self, p: Pass, batches: int | None, idle: float = 0.0) -> None:
         if self.train_task is None:
             self.begin_training(loader_info=p.info)
-        elapsed = time.perf_counter() - p.t0
+        elapsed = time.perf_counter() - idle - p.t0  # idle: the watcher's wait after the last batch
         row: dict[str, Any] = {
             "timestamp": timestamp(),
             "elapsed_time": elapsed,
