@@ -116,3 +116,33 @@ def test_a_run_cannot_write_into_another_runs_execution(collector, tmp_path, mon
                    for line in lines}
     refused = rejected_keys(collector.log.parent / "rejected") - rejects_before
     assert quarantined == refused
+
+
+def test_nested_executions_and_one_run_are_never_refused(collector, tmp_path):
+    """A run's own spans pass: nested executions of the Python API, each its own trace, and an
+    execution re-entered in the same process."""
+    outer_tag, inner_tag = f"outer-{uuid.uuid4().hex[:8]}", f"inner-{uuid.uuid4().hex[:8]}"
+
+    def epoch(n: int, loss: float) -> dict:
+        return {"timestamp": "12:00:00", "elapsed_time": 0.1, "loss": loss, "accuracy": 0.5, "val_loss": None,
+                "val_accuracy": None, "epoch": n}
+
+    tel = dlprov_otel.configure(endpoint=collector.url, schedule_delay=0.05, spool_dir=tmp_path / "spool")
+    try:
+        with dlprov_otel.execution(outer_tag, dataflow="nested"):
+            with dlprov_otel.task("trainmodel") as outer_task:
+                outer_task.output("otrainmodel", **epoch(0, 0.5))
+                with dlprov_otel.execution(inner_tag, dataflow="nested"):
+                    with dlprov_otel.task("trainmodel") as inner_task:
+                        inner_task.output("otrainmodel", **epoch(0, 0.25))
+                outer_task.output("otrainmodel", **epoch(1, 0.4))
+            with dlprov_otel.execution(outer_tag, dataflow="nested"):  # the same run again
+                with dlprov_otel.task("trainmodel") as again:
+                    again.output("otrainmodel", **epoch(2, 0.3))
+        assert dlprov_otel.flush(60)
+        stats = tel.stats()
+    finally:
+        dlprov_otel.shutdown()
+    assert stats["quarantined"] == 0 and stats["exported"] == stats["queued"], stats
+    rows = sql(collector, 'SET SCHEMA "nested"; SELECT execution_tag, epoch FROM otrainmodel ORDER BY loss')
+    assert rows == [(inner_tag, 0), (outer_tag, 2), (outer_tag, 1), (outer_tag, 0)]
