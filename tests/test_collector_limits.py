@@ -2,7 +2,8 @@
 
 A row cap marks a result truncated (JSON and ``dlprov sql``); a statement timeout stops a
 query that runs too long; and a long query runs on a connection of its own, so spans posted
-meanwhile are acknowledged at once.
+meanwhile are acknowledged at once. Each test runs on the embedded store and on a MonetDB
+server store (a pymonetdb session of its own).
 """
 
 from __future__ import annotations
@@ -28,24 +29,33 @@ pytestmark = pytest.mark.collector
 
 MAX_ROWS = 50
 TIMEOUT = 2
-ROWS = 3000
-# 12 steps of ~9 M joined rows with string work on each: a minute or more of MonetDB time
+ROWS = 1500
+# 16 steps of ~2 M joined rows with string work on each: far past the limit of MonetDB time
 # unbounded (MonetDB checks the timeout between the steps of a plan, so each step is short)
-BRANCHES = 12
-SLOW = "SELECT SUM(c) FROM (" + " UNION ALL ".join(
-    f'SELECT COUNT(*) AS c FROM "remote".metrics a, "remote".metrics b '
-    f"WHERE CAST(a.step * b.step + {i} AS VARCHAR(30)) LIKE '%7{i}%'"
-    for i in range(BRANCHES)
-) + ") AS steps"
+BRANCHES = 16
 
 
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+def slow_query(table: str) -> str:
+    return "SELECT SUM(c) FROM (" + " UNION ALL ".join(
+        f"SELECT COUNT(*) AS c FROM {table} a, {table} b "
+        f"WHERE CAST(a.step * b.step + {i} AS VARCHAR(30)) LIKE '%7{i}%'"
+        for i in range(BRANCHES)
+    ) + ") AS steps"
+
+
+@pytest.fixture(scope="module", params=["embedded", "server"])
+def collector(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    """A collector whose store holds ``ROWS`` rows in ``<dataflow>.metrics`` (``col.table``)."""
+    store = request.getfixturevalue("monetdb_url") if request.param == "server" else None
     col = start_collector(
-        tmp_path_factory.mktemp("limits"),
+        tmp_path_factory.mktemp(f"limits-{request.param}"),
         extra_args=["--query-max-rows", str(MAX_ROWS), "--query-timeout", str(TIMEOUT)],
+        store=store,
     )
-    status, _ = post(col.url + "/v1/traces", dataset_request(ROWS, "limits-base"), "application/x-protobuf")
+    dataflow = f"limits_{uuid.uuid4().hex[:8]}"  # the server store is shared by the session
+    col.table = f'"{dataflow}".metrics'  # type: ignore[attr-defined]
+    payload = dataset_request(ROWS, "limits-base", dataflow=dataflow)
+    status, _ = post(col.url + "/v1/traces", payload, "application/x-protobuf")
     assert status == 200
     yield col
     assert col.stop() == 0, col.log_tail()
@@ -83,11 +93,11 @@ def split_request(data: bytes, size: int) -> list[bytes]:
 
 
 def test_a_result_over_the_row_cap_is_marked_truncated(collector):
-    status, doc = sql(collector, 'SELECT step FROM "remote".metrics ORDER BY step')
+    status, doc = sql(collector, f"SELECT step FROM {collector.table} ORDER BY step")
     assert status == 200
     assert len(doc["rows"]) == MAX_ROWS and doc["truncated"] is True and doc["max_rows"] == MAX_ROWS
     assert [r[0] for r in doc["rows"]] == [float(i) for i in range(MAX_ROWS)]
-    status, doc = sql(collector, 'SELECT COUNT(*) FROM "remote".metrics')
+    status, doc = sql(collector, f"SELECT COUNT(*) FROM {collector.table}")
     assert status == 200 and doc["rows"] == [[ROWS]] and doc["truncated"] is False
 
 
@@ -95,7 +105,7 @@ def test_dlprov_sql_says_when_the_collector_truncated(collector):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("DLPROV_TOKEN", None)
     cmd = [sys.executable, "-m", "dlprov_otel.cli", "sql", "--endpoint", collector.url, "--format", "csv",
-           'SELECT step FROM "remote".metrics']
+           f"SELECT step FROM {collector.table}"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.strip().splitlines()) == MAX_ROWS + 1  # the header and the rows
@@ -104,11 +114,11 @@ def test_dlprov_sql_says_when_the_collector_truncated(collector):
 
 def test_a_query_past_the_timeout_is_stopped_and_the_collector_serves_on(collector):
     started = time.monotonic()
-    status, doc = sql(collector, SLOW)
+    status, doc = sql(collector, slow_query(collector.table))
     assert status == 400, doc
     assert f"ran past the limit of {TIMEOUT} s" in doc["error"]
-    assert time.monotonic() - started < 40  # stopped: the 12 steps take a minute or more
-    status, doc = sql(collector, 'SELECT COUNT(*) FROM "remote".metrics')
+    assert time.monotonic() - started < 40  # stopped: the 16 steps take far longer
+    status, doc = sql(collector, f"SELECT COUNT(*) FROM {collector.table}")
     assert status == 200 and doc["rows"] == [[ROWS]]
 
 
@@ -119,7 +129,7 @@ def test_a_long_query_does_not_hold_ingest(collector):
 
     def long_query() -> None:
         t0 = time.monotonic()
-        answer["status"], answer["doc"] = sql(collector, SLOW)
+        answer["status"], answer["doc"] = sql(collector, slow_query(collector.table))
         answer["seconds"] = time.monotonic() - t0
         done.set()
 
