@@ -34,6 +34,7 @@ from .. import lineage
 from .._shared.guard import report
 from .._shared.rows import timestamp
 from .._shared.silence import training_seen
+from ..lineage.tasks import record_adaptation
 from .facts import DECLARED_EPOCH, hyperparameters, metric_row, optional, pick_accuracy, to_float
 from .runs import context, last_train, weights_epoch
 
@@ -322,20 +323,7 @@ class LoopRecorder:
         if task is None:
             return
         self.adaptations += 1
-        adaptation_id = f"{task.id}-lr{self.adaptations}"
-        t = lineage.new_task(task.dataflow, task.exec_tag, "adaptation", [task])
-        t.add_dataset(DataSet("iadaptation", [{"adaptation_id": adaptation_id, "trigger": trigger, "epoch": epoch}]))
-        t.begin()
-        row = {
-            "adaptation_id": adaptation_id,
-            "new_learning_rate": new,
-            "old_learning_rate": old,
-            "epoch": epoch,
-            "trigger": trigger,
-            "timestamp": timestamp(),
-        }
-        t.add_dataset(DataSet("oadaptation", [row]))
-        t.end()
+        record_adaptation(task, self.adaptations, old, new, epoch, trigger)
 
     # -- tasks ---------------------------------------------------------------------------------
     def begin(self) -> None:

@@ -260,20 +260,17 @@ def _record_save(model: Any, saved: str, args: tuple, kwargs: dict) -> None:
     loading.remember_save(task, row)
 
 
-def _wrap_load_model(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    model = wrapped(*args, **kwargs)
-    if state.enabled:
-        path = args[0] if args else kwargs.get("filepath")
-        guarded("load_model", loading.record_load, model, path, "model")
-    return model
+def _load_wrapper(how: str) -> Callable[..., Any]:
+    """``load_model`` (returns the model) or ``Model.load_weights`` (loads into the instance)."""
 
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        result = wrapped(*args, **kwargs)
+        if state.enabled:
+            path = args[0] if args else kwargs.get("filepath")
+            guarded("load", loading.record_load, result if how == "model" else instance, path, how)
+        return result
 
-def _wrap_load_weights(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    result = wrapped(*args, **kwargs)
-    if state.enabled:
-        path = args[0] if args else kwargs.get("filepath")
-        guarded("load_weights", loading.record_load, instance, path, "weights")
-    return result
+    return wrapper
 
 
 def _save_wrapper(saved: str) -> Callable[..., Any]:
@@ -304,7 +301,7 @@ def patch(patcher: Patcher) -> None:
         ("evaluate", _wrap_evaluate),
         ("save", _save_wrapper("model")),
         ("save_weights", _save_wrapper("weights")),
-        ("load_weights", _wrap_load_weights),
+        ("load_weights", _load_wrapper("weights")),
     ]
     for name, wrapper in targets:
         owner = _owner(keras.Model, name)
@@ -317,7 +314,7 @@ def patch(patcher: Patcher) -> None:
 
 def _patch_load_model(patcher: Patcher, module: Any) -> None:
     if "load_model" in vars(module) and not patcher.is_patched(module, "load_model"):
-        patcher.wrap(module, "load_model", _wrap_load_model)
+        patcher.wrap(module, "load_model", _load_wrapper("model"))
 
 
 __all__ = ["patch"]

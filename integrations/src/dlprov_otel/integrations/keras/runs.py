@@ -17,6 +17,7 @@ from .. import lineage
 from .._shared.context import Settings, resolve
 from .._shared.rows import timestamp
 from .._shared.silence import training_seen
+from ..lineage.tasks import record_adaptation
 from .facts import (
     DECLARED_EPOCH,
     hyperparameters,
@@ -138,22 +139,8 @@ class TrainRun:
 
     def _adaptation(self, optimizer: str, old: float, new: float, epoch: int, trigger: str) -> None:
         self.adaptations += 1
-        adaptation_id = f"{self.task.id}-lr{self.adaptations}"
-        t = lineage.new_task(self.task.dataflow, self.task.exec_tag, "adaptation", [self.task])
-        t.add_dataset(DataSet("iadaptation", [{"adaptation_id": adaptation_id, "trigger": trigger, "epoch": epoch}]))
-        t.begin()
-        row: dict[str, Any] = {
-            "adaptation_id": adaptation_id,
-            "new_learning_rate": new,
-            "old_learning_rate": old,
-            "epoch": epoch,
-            "trigger": trigger,
-            "timestamp": timestamp(),
-        }
-        if optimizer:
-            row["optimizer"] = optimizer
-        t.add_dataset(DataSet("oadaptation", [row]))
-        t.end()
+        extra = {"optimizer": optimizer} if optimizer else None
+        record_adaptation(self.task, self.adaptations, old, new, epoch, trigger, extra)
 
     # epochs -------------------------------------------------------------------------------
     def epoch_started(self, epoch: int) -> None:

@@ -3,13 +3,15 @@ transformations (added to the dataflow when it lacks them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from dlprov_otel import pythonic
-from dlprov_otel.api import Dataflow, Task
+from dlprov_otel.api import Dataflow, DataSet, Task
 from dlprov_otel.model import Attribute, AttributeType, Set, SetType, Transformation, predefined_transformations
 
 from .._shared.context import resolve
+from .._shared.rows import timestamp
 
 DEFAULT_DATAFLOW = "keras"
 DATA_TRANSFORMATIONS = ("loaddata", "splitdata")  # besides the user's own ones
@@ -52,4 +54,39 @@ def new_task(df: Dataflow, exec_tag: str, transformation: str, depends_on: Itera
     return Task(pythonic.next_task_id(), df, exec_tag, transformation, dependency=list(depends_on))
 
 
-__all__ = ["DATA_TRANSFORMATIONS", "DEFAULT_DATAFLOW", "context", "ensure_transformation", "new_task"]
+def record_adaptation(
+    train: Task,
+    number: int,
+    old: float | None,
+    new: float,
+    epoch: int | None,
+    trigger: str,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """The ``number``-th learning-rate change of ``train``: an ``adaptation`` task depending
+    on it, with ``iadaptation`` and ``oadaptation`` (``epoch``: the epoch whose end triggered it)."""
+    adaptation_id = f"{train.id}-lr{number}"
+    t = new_task(train.dataflow, train.exec_tag, "adaptation", [train])
+    t.add_dataset(DataSet("iadaptation", [{"adaptation_id": adaptation_id, "trigger": trigger, "epoch": epoch}]))
+    t.begin()
+    row: dict[str, Any] = {
+        "adaptation_id": adaptation_id,
+        "new_learning_rate": new,
+        "old_learning_rate": old,
+        "epoch": epoch,
+        "trigger": trigger,
+        "timestamp": timestamp(),
+    }
+    row.update(extra or {})
+    t.add_dataset(DataSet("oadaptation", [row]))
+    t.end()
+
+
+__all__ = [
+    "DATA_TRANSFORMATIONS",
+    "DEFAULT_DATAFLOW",
+    "context",
+    "ensure_transformation",
+    "new_task",
+    "record_adaptation",
+]

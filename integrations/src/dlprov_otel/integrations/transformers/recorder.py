@@ -15,6 +15,7 @@ from .. import lineage
 from .._shared.context import Settings, resolve
 from .._shared.rows import clean_metrics, timestamp
 from .._shared.silence import training_seen
+from ..lineage.tasks import record_adaptation
 
 DEFAULT_DATAFLOW = "transformers"
 FRAMEWORK = "transformers"
@@ -193,29 +194,10 @@ class TrainerRun:
 
     def _adaptation(self, old: float, new: float, epoch: int) -> None:
         self.adaptations += 1
-        adaptation_id = f"{self.task.id}-lr{self.adaptations}"
         args = getattr(self.trainer, "args", None)
         kind = getattr(getattr(args, "lr_scheduler_type", None), "value", None)
         trigger = f"lr_scheduler:{kind}" if kind else "lr_scheduler"
-        t = lineage.new_task(self.task.dataflow, self.task.exec_tag, "adaptation", [self.task])
-        t.add_dataset(DataSet("iadaptation", [{"adaptation_id": adaptation_id, "trigger": trigger, "epoch": epoch}]))
-        t.begin()
-        t.add_dataset(
-            DataSet(
-                "oadaptation",
-                [
-                    {
-                        "adaptation_id": adaptation_id,
-                        "new_learning_rate": new,
-                        "old_learning_rate": old,
-                        "epoch": epoch,
-                        "trigger": trigger,
-                        "timestamp": timestamp(),
-                    }
-                ],
-            )
-        )
-        t.end()
+        record_adaptation(self.task, self.adaptations, old, new, epoch, trigger)
 
     def finish(self, error: BaseException | None = None) -> None:
         if self.ended:
@@ -230,6 +212,8 @@ class TrainerRun:
 def record_test(train: Task | None, metrics: Mapping[str, Any], prefix: str) -> None:
     """A ``testmodel`` task with the metrics of ``evaluate``/``predict`` (prefix removed)."""
     df, exec_tag = context()
+    training_seen(FRAMEWORK)  # an evaluation is recorded: not silent
+    training_seen("torch")
     m = {k.removeprefix(prefix + "_"): v for k, v in metrics.items()}
     row: dict[str, Any] = {"loss": m.pop("loss", None), "accuracy": m.pop("accuracy", None)}
     row.update({k: v for k, v in clean_metrics(m).items() if isinstance(v, int | float) and k not in row})
