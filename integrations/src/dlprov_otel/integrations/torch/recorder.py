@@ -191,6 +191,7 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases, ExplicitCalls):
     def _first_step(self, cur: Pass) -> None:
         self.flush_pending()
         self._idle_flushed = False
+        self.loaded = None  # a model loaded, then trained further (a resumed run): tested as trained
         if self.train_task is None:
             self.begin_training(loader_info=cur.info)
         if cur is self._orphan:
