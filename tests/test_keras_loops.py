@@ -127,3 +127,57 @@ def test_a_loop_that_raises_ends_failed_with_its_epochs_recorded(tmp_path: Path,
         assert ex["status"] == "FAILED"
     finally:
         st.close()
+
+
+def test_two_optimizers_in_one_pass_are_one_training_and_a_later_one_another(dlprov: Any) -> None:
+    import uuid
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import dlprov_otel
+    from dlprov_otel.integrations._shared import strict
+    from dlprov_otel.integrations.keras import KerasInstrumentor
+
+    tag = f"loops-{uuid.uuid4().hex[:6]}"
+    inst = KerasInstrumentor()
+    inst.instrument(dataflow="kloops", execution=tag)
+    data = tf.data.Dataset.from_tensor_slices(np.random.default_rng(0).random((64, 8), "float32")).batch(16)
+    try:
+        with strict():
+            gen = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
+            disc = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+            g_opt, d_opt = keras.optimizers.Adam(1e-3), keras.optimizers.SGD(1e-2)
+            bce = keras.losses.BinaryCrossentropy(from_logits=True)
+            for _ in range(2):  # a GAN: two optimizers step in every batch
+                for batch in data:
+                    noise = tf.random.normal((16, 4))
+                    with tf.GradientTape() as tape:
+                        d_loss = bce(tf.ones((16, 1)), disc(batch)) + bce(tf.zeros((16, 1)), disc(gen(noise)))
+                    d_opt.apply_gradients(
+                        zip(tape.gradient(d_loss, disc.trainable_weights), disc.trainable_weights, strict=True)
+                    )
+                    with tf.GradientTape() as tape:
+                        g_loss = bce(tf.ones((16, 1)), disc(gen(noise)))
+                    g_opt.apply_gradients(
+                        zip(tape.gradient(g_loss, gen.trainable_weights), gen.trainable_weights, strict=True)
+                    )
+            head = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+            h_opt = keras.optimizers.RMSprop(1e-3)
+            for batch in data:  # then another model with its own optimizer: another training
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(head(batch)))
+                h_opt.apply_gradients(
+                    zip(tape.gradient(loss, head.trainable_weights), head.trainable_weights, strict=True)
+                )
+    finally:
+        inst.uninstrument()
+    assert dlprov_otel.flush(30)
+    st = dlprov_otel.get_store()
+    trainings = st.query("SELECT id FROM task WHERE execution_tag = ? AND dt_tag = 'trainmodel'", [tag]).as_dicts()
+    assert len(trainings) == 2
+    hp = st.query('SELECT * FROM "kloops"."itrainmodel" WHERE execution_tag = ? ORDER BY emitted_at', [tag])
+    assert [r["optimizer_name"] for r in hp.as_dicts()] == ["sgd", "rmsprop"]
+    epochs = st.query('SELECT * FROM "kloops"."otrainmodel" WHERE execution_tag = ? ORDER BY emitted_at', [tag])
+    assert [(r["epoch"], r["steps"]) for r in epochs.as_dicts()] == [(0, 8), (1, 8), (0, 4)]

@@ -104,7 +104,8 @@ class LoopRecorder:
         self.train_losses: list[Any] = []  # eager step losses of the pass in progress
         self.eval_losses: list[Any] = []
         self.graph = _GraphSums()
-        self._opt: Callable[[], Any] = _none
+        self._opt: Callable[[], Any] = _none  # the optimizer whose rate and steps are recorded
+        self.others: list[Callable[[], Any]] = []  # optimizers stepping beside it (a GAN's)
         self._model: Callable[[], Any] = _none
         self.models: list[Callable[[], Any]] = []  # models created, oldest first
         self.metrics: list[tuple[Callable[[], Any], tuple[float, ...]]] = []  # keras metrics, their state
@@ -145,7 +146,9 @@ class LoopRecorder:
                 self.graph.add("eval", value)
 
     def knows(self, optimizer: Any) -> bool:
-        return self._opt() is optimizer
+        if self._opt() is optimizer:
+            return True
+        return any(r() is optimizer for r in self.others)
 
     # -- what the first step tells ----------------------------------------------------------------
     def _first_step(self) -> None:
@@ -161,8 +164,17 @@ class LoopRecorder:
     def on_optimizer(self, optimizer: Any, grads_and_vars: list[Any]) -> None:
         with self.lock:
             if self._opt() is not None and self.task is not None:
-                self.finish()  # another optimizer: another training
-            self._opt = _ref(optimizer)
+                if not self.epoch or self._iterations() != self.iterations:
+                    # stepping in the same pass as the first one (a GAN's two optimizers)
+                    self.others = [*[r for r in self.others if r() is not None][-7:], _ref(optimizer)]
+                    return
+                # a new optimizer once a training's epochs are over: a new training, which
+                # this step (its loss already taken) belongs to
+                carried = list(self.train_losses)
+                self.train_losses.clear()
+                self.finish()
+                self.train_losses.extend(carried)
+            self._opt, self.others = _ref(optimizer), []
             variables = [pair[1] for pair in grads_and_vars if isinstance(pair, tuple | list) and len(pair) == 2]
             model = self._find_model(variables)
             self._model = _ref(model) if model is not None else _none
