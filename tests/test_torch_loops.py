@@ -230,3 +230,42 @@ def test_plain_loop_manual_update_and_checkpoints(tmp_path, subprocess_env, stor
         assert s["sha256"] == hashlib.sha256(Path(s["model_dir"]).read_bytes()).hexdigest()
     (test,) = set_rows(st, "otestmodel")  # the last evaluation
     assert close(test["loss"], own["epochs"][-1]["val_loss"], 1e-5)
+
+
+RESUMED = """
+import torch
+from torch import nn
+torch.manual_seed(0)
+x, y = torch.randn(128, 4), torch.randint(0, 2, (128,))
+model = nn.Linear(4, 2)
+torch.save(model.state_dict(), "init.pt")
+model.load_state_dict(torch.load("init.pt"))  # resume from a checkpoint, then train on
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+crit = nn.CrossEntropyLoss()
+for epoch in range(2):
+    model.train()
+    for i in range(0, 128, 32):
+        opt.zero_grad()
+        crit(model(x[i:i + 32]), y[i:i + 32]).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        crit(model(x), y)
+"""
+
+
+def test_loaded_then_trained_is_tested_as_trained(tmp_path, subprocess_env, store):
+    script = tmp_path / "resumed.py"
+    script.write_text(RESUMED)
+    env = {**subprocess_env, "DLPROV_STORE": str(tmp_path / "store")}
+    proc = subprocess.run(["opentelemetry-instrument", "python", str(script)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    st = store()
+    assert [r["epoch"] for r in set_rows(st, "otrainmodel", "epoch")] == [0, 1]
+    (init,) = set_rows(st, "otrainedmodel")
+    assert init.get("epoch") is None or math.isnan(init["epoch"])  # saved before any epoch ended
+    (test,) = set_rows(st, "otestmodel")
+    given = rows(st, 'SELECT * FROM "torch"."otrainedmodel" WHERE consumer_task_id = ?', [test["task_id"]])
+    deps = rows(st, "SELECT depends_on_dt_tag FROM task_dependency WHERE task_id = ?", [test["task_id"]])
+    assert given == [] and deps == [{"depends_on_dt_tag": "trainmodel"}]
