@@ -33,7 +33,7 @@ import dlprov_otel
 from dlprov_otel import Dataflow, DataSet, Element, Task
 from dlprov_otel.exporter import MonetDBSpanExporter
 from dlprov_otel.store import Store, open_store
-from dlprov_otel.store.backends import ServerBackend
+from dlprov_otel.store.server_backend import ServerBackend
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -184,7 +184,8 @@ def release(store: Store) -> None:
 
 
 def _backend(key: str):
-    from .backends import EmbeddedBackend, ServerBackend
+    from .backends import EmbeddedBackend
+    from .server_backend import ServerBackend
 
     if key.startswith("monetdbe:"):
         path = key[len("monetdbe:") :]

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 import dlprov_otel
 from dlprov_otel.errors import StoreError
 from dlprov_otel.store import open_store
-from dlprov_otel.store.backends import ServerBackend, TransientStoreError, is_transient
+from dlprov_otel.store.backends import TransientStoreError, is_transient
+from dlprov_otel.store.server_backend import ServerBackend
 from tests import seedflow
 from tests.fixtures_monetdb import empty_server
 
