@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from dlprov_otel import DataSet, Dataflow, Element, Task, configure, shutdown
+from dlprov_otel import Dataflow, DataSet, Element, Task, configure, shutdown
 
 store, model_path = sys.argv[1], sys.argv[2]
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 42
@@ -33,13 +33,15 @@ train_task.add_dataset(DataSet("itrainmodel", [Element(["adam", 0.01, 3, 2])]))
 train_task.begin()
 for epoch in range(3):
     loss = 1.0 / (epoch + 1)
-    train_task.add_dataset(DataSet("otrainmodel", [Element(["t", 0.1, loss, 0.5 + epoch / 10, loss + 0.1, 0.5, epoch])]))
+    row = ["t", 0.1, loss, 0.5 + epoch / 10, loss + 0.1, 0.5, epoch]
+    train_task.add_dataset(DataSet("otrainmodel", [Element(row)]))
     train_task.save()
 with open(model_path, "wb") as f:
     f.write(b"weights:" + np.random.default_rng(seed).normal(size=8).tobytes())
 with open(model_path, "rb") as f:
     model_digest = hashlib.sha256(f.read()).hexdigest()
-train_task.add_dataset(DataSet("otrainedmodel", [{"model_name": "net", "model_dir": model_path, "sha256": model_digest}]))
+saved = {"model_name": "net", "model_dir": model_path, "sha256": model_digest}
+train_task.add_dataset(DataSet("otrainedmodel", [saved]))
 train_task.end()
 
 test_task = Task(3, "mnist", split.exec_tag, "testmodel", dependency=[split, train_task])
