@@ -191,5 +191,16 @@ def dataset_request(n: int, execution_tag: str, dataflow: str = "remote", broken
     return spool.encode(dataset_spans(n, execution_tag, dataflow, broken))
 
 
+def post(url: str, body: bytes, ctype: str = "application/x-protobuf", timeout: float = 120) -> tuple[int, bytes]:
+    """POST ``body``; returns (status, body) for any HTTP answer."""
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
+
+
 def decode_request(data: bytes) -> ExportTraceServiceRequest:
     return ExportTraceServiceRequest.FromString(data)

@@ -15,15 +15,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.collector_proc import ROOT, CollectorProcess, dataset_request, start_collector
+from tests.collector_proc import ROOT, CollectorProcess, dataset_request, post, start_collector
 
 pytestmark = pytest.mark.collector
 
@@ -59,16 +57,6 @@ def collector(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     assert status == 200
     yield col
     assert col.stop() == 0, col.log_tail()
-
-
-def post(url: str, body: bytes, ctype: str) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read()
 
 
 def sql(col: CollectorProcess, text: str) -> tuple[int, dict]:

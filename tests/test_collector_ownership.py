@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 import dlprov_otel
 from dlprov_otel import client, spool
 from tests import seedflow
-from tests.collector_proc import CollectorProcess, dataset_request, start_collector
+from tests.collector_proc import CollectorProcess, dataset_request, post, start_collector
 
 pytestmark = pytest.mark.collector
 
@@ -34,12 +33,6 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPro
     col = start_collector(tmp_path_factory.mktemp("ownership"))
     yield col
     assert col.stop() == 0, col.log_tail()
-
-
-def post(url: str, body: bytes) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"})
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        return resp.status, resp.read()
 
 
 def sql(col: CollectorProcess, text: str) -> list[tuple]:
