@@ -1,7 +1,7 @@
 """OTLP export to a DLProv collector (``configure(endpoint=...)``).
 
-Over OTLP/HTTP the exporter reads the collector's answer: a partial success names the spans
-the collector refused for good (``[rejected: TRACE/SPAN ...]`` at the end of its message), and
+Over OTLP/HTTP and OTLP/gRPC the exporter reads the collector's answer: a partial success
+names the spans the collector refused for good (``[rejected: TRACE/SPAN ...]`` at the end of its message), and
 :attr:`DLProvOTLPExporter.rejected` hands exactly those to the processor, which quarantines
 them instead of retrying them; the rest of the batch counts as stored.
 """
@@ -50,7 +50,9 @@ def make_otlp_exporter(endpoint: str, headers: dict[str, str] | None = None, pro
             raise DLProvError("OTLP/gRPC export needs: pip install 'dlprov-otel[collector]'") from exc
         # gRPC metadata keys are lower case
         grpc_headers = {k.lower(): v for k, v in hdrs.items()} or None
-        return GrpcExporter(endpoint=endpoint, insecure=not endpoint.startswith("https://"), headers=grpc_headers)
+        return _exporter_class(GrpcExporter)(
+            endpoint=endpoint, insecure=not endpoint.startswith("https://"), headers=grpc_headers
+        )
     if protocol != "http/protobuf":
         raise DLProvError(f"OTLP protocol {protocol!r} is not supported: use http/protobuf or grpc")
     try:
@@ -60,18 +62,23 @@ def make_otlp_exporter(endpoint: str, headers: dict[str, str] | None = None, pro
     url = endpoint.rstrip("/")
     if not url.endswith("/v1/traces"):
         url += "/v1/traces"
-    return _http_exporter_class(OTLPSpanExporter)(endpoint=url, headers=hdrs or None)
+    return _exporter_class(OTLPSpanExporter)(endpoint=url, headers=hdrs or None)
 
 
 class _Capture:
-    """The OTLP exporter's HTTP transport, keeping the last answer (the exporter drops its body)."""
+    """The part of an OTLP exporter that talks to the collector (HTTP transport or gRPC stub),
+    keeping the last answer: the exporter itself drops it."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.last: Any = None
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:
+    def request(self, *args: Any, **kwargs: Any) -> Any:  # HTTP transport
         self.last = self._inner.request(*args, **kwargs)
+        return self.last
+
+    def Export(self, *args: Any, **kwargs: Any) -> Any:  # the gRPC stub's method
+        self.last = self._inner.Export(*args, **kwargs)
         return self.last
 
     def __getattr__(self, name: str) -> Any:
@@ -81,8 +88,9 @@ class _Capture:
 _classes: dict[type, type] = {}
 
 
-def _http_exporter_class(base: type) -> type:
-    """``DLProvOTLPExporter``: OpenTelemetry's OTLP/HTTP span exporter that reads partial success."""
+def _exporter_class(base: type) -> type:
+    """``DLProvOTLPExporter``: OpenTelemetry's OTLP span exporter (HTTP or gRPC) that reads the
+    collector's partial success."""
     if base in _classes:
         return _classes[base]
 
@@ -91,11 +99,13 @@ def _http_exporter_class(base: type) -> type:
             super().__init__(*args, **kwargs)
             self.rejected: list[ReadableSpan] = []  # spans of the last export the collector refused
             self.rejected_error = ""
-            client = getattr(self, "_client", None)
             self._capture: _Capture | None = None
-            if client is not None and hasattr(getattr(client, "_transport", None), "request"):
+            client = getattr(self, "_client", None)
+            if client is not None and hasattr(getattr(client, "_transport", None), "request"):  # HTTP
                 self._capture = client._transport = _Capture(client._transport)
-            else:  # another exporter version: partial success is only logged by it
+            elif client is not None and hasattr(client, "Export"):  # gRPC
+                self._capture = self._client = _Capture(client)
+            else:  # another exporter version: the partial success is only logged by it
                 logger.debug("DLProv: this OTLP exporter hides the collector's answers; partial success not read")
 
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -105,17 +115,20 @@ def _http_exporter_class(base: type) -> type:
             result = super().export(spans)
             if result is SpanExportResult.SUCCESS and self._capture is not None and self._capture.last is not None:
                 try:
-                    self._read_partial_success(spans, self._capture.last.content())
+                    self._read_partial_success(spans, self._capture.last)
                 except Exception as exc:  # an answer we cannot read: the spans count as stored
                     logger.warning("DLProv: cannot read the collector's answer: %s", exc)
             return result
 
-        def _read_partial_success(self, spans: Sequence[ReadableSpan], body: bytes) -> None:
+        def _read_partial_success(self, spans: Sequence[ReadableSpan], answer: Any) -> None:
             from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-            if not body:
-                return
-            partial = ExportTraceServiceResponse.FromString(body).partial_success
+            if isinstance(answer, ExportTraceServiceResponse):
+                response = answer
+            else:
+                body = answer.content()
+                response = ExportTraceServiceResponse.FromString(body) if body else ExportTraceServiceResponse()
+            partial = response.partial_success
             if not partial.rejected_spans:
                 return
             message = partial.error_message

@@ -79,7 +79,8 @@ def test_many_bad_spans_are_one_partial_success_with_the_exact_count(collector):
     assert [r[0] for r in rows] == [float(i) for i in range(1, 300, 2)]
 
 
-def test_a_run_cannot_write_into_another_runs_execution(collector, tmp_path, monkeypatch):
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_a_run_cannot_write_into_another_runs_execution(collector, tmp_path, monkeypatch, protocol):
     tag = f"owned-{uuid.uuid4().hex[:8]}"
     first = record(collector.url, tmp_path / "first", tag, monkeypatch)
     assert first["quarantined"] == 0 and first["exported"] == first["queued"] > 0
@@ -90,7 +91,9 @@ def test_a_run_cannot_write_into_another_runs_execution(collector, tmp_path, mon
     rejects_before = rejected_keys(collector.log.parent / "rejected")
 
     # another run (its own trace) that names the same execution
-    second = record(collector.url, tmp_path / "second", tag, monkeypatch, stored=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", protocol)
+    endpoint = collector.url if protocol == "http/protobuf" else f"http://127.0.0.1:{collector.grpc_port}"
+    second = record(endpoint, tmp_path / "second", tag, monkeypatch, stored=False)
     assert second["quarantined"] > 0, second
     assert second["exported"] + second["quarantined"] == second["queued"], second
     assert second["dropped"] == 0 and second["spooled"] == 0 and second["pending"] == 0
