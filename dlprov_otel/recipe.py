@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import semconv
+from . import packages, semconv
 
 logger = logging.getLogger(__name__)
 
@@ -227,39 +227,14 @@ def _look_at_git(directory: str) -> list[Entry]:
     return out
 
 
-@functools.cache
-def _module_distributions() -> dict[str, tuple[str, ...]]:
-    from importlib.metadata import packages_distributions
-
-    return {k: tuple(v) for k, v in packages_distributions().items()}
-
-
-@functools.cache
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except (PackageNotFoundError, ValueError):
-        return None
-
-
 def imported_top_modules() -> set[str]:
     return {name.partition(".")[0] for name in list(sys.modules) if name and not name.startswith("_")}
 
 
 def package_entries(modules: Iterable[str]) -> list[Entry]:
     """``package.<distribution>`` = version, for the distributions of imported modules."""
-    mapping = _module_distributions()
-    dists: set[str] = set()
-    for mod in modules:
-        dists.update(mapping.get(mod, ()))
-    out: list[Entry] = []
-    for dist in sorted(dists, key=str.lower):
-        v = _version(dist)
-        if v is not None:
-            out.append((f"package.{dist}", v, None))
-    return out
+    found = packages.versions(set(modules))
+    return [(f"package.{dist}", found[dist], None) for dist in sorted(found, key=str.lower)]
 
 
 # --- seeds -------------------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""The package catalogue behind a recipe: the same answers as importlib.metadata, cached, and
+renewed when a package is installed."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import packages_distributions, version
+
+from dlprov_otel import packages
+
+
+def test_versions_agree_with_importlib_metadata(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("DLPROV_CACHE_DIR", str(tmp_path / "cache"))
+    mods = {"pytest", "hypothesis", "numpy", "dlprov_otel"}
+    mapping = packages_distributions()
+    expected = {d: version(d) for m in mods for d in mapping.get(m, ())}
+    assert packages.versions(mods) == expected
+    assert list((tmp_path / "cache" / "packages").glob("*.json")), "the catalogue was not cached"
+    packages._memo.clear()
+    assert packages.versions(mods) == expected  # read back from the cache file
+
+
+def _install_fake(site, name: str, ver: str) -> None:
+    info = site / f"{name}-{ver}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {ver}\n")
+    (info / "top_level.txt").write_text(f"{name}\n")
+    (site / name).mkdir()
+    (site / name / "__init__.py").write_text("")
+
+
+def test_installing_a_package_renews_the_catalogue(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("DLPROV_CACHE_DIR", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    assert packages.versions({"fakepkg_one"}) == {}
+    _install_fake(site, "fakepkg_one", "1.2.3")
+    assert packages.versions({"fakepkg_one"}) == {"fakepkg_one": "1.2.3"}
+
+
+def test_an_unreadable_cache_costs_only_a_new_pass(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("DLPROV_CACHE_DIR", str(tmp_path / "cache"))
+    packages._memo.clear()
+    first = packages.versions({"pytest"})
+    for f in (tmp_path / "cache" / "packages").glob("*.json"):
+        f.write_text("{not json")
+    packages._memo.clear()
+    assert packages.versions({"pytest"}) == first != {}
