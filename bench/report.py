@@ -153,6 +153,7 @@ def rows(results: Path = RESULTS) -> list[tuple[str, str, str, str]]:
                     "—",
                 )
             )
+    out.extend(throughput_rows(results))
     scale = _load(results, "prov_scale.json")
     if scale:
         for key, what in (("by_epochs", "epochs"), ("by_executions", "executions")):
@@ -190,6 +191,28 @@ def rows(results: Path = RESULTS) -> list[tuple[str, str, str, str]]:
                 )
             )
     return out
+
+
+def throughput_rows(results: Path = RESULTS) -> list[tuple[str, str, str, str]]:
+    """bench_collector_throughput.py: concurrent runs into one collector (issue 14, part 6)."""
+    tp = _load(results, "collector_throughput.json")
+    if not tp:
+        return []
+    n, rate, p99 = tp["producers"], tp["spans_per_second_median"], tp["ack_p99_s_max"]
+    return [
+        (
+            f"collector throughput, {n} runs at once (OTLP/HTTP, load {tp['load_average_start']:.1f})",
+            f"{rate:,} spans/s (collector CPU {tp['collector_cpu_us_per_span_median']:g} µs/span)",
+            f"≥ {tp['target_spans_per_second']:,} spans/s",
+            _verdict(rate >= tp["target_spans_per_second"]),
+        ),
+        (
+            f"collector acknowledge latency, {n} runs at once",
+            f"p50 {tp['ack_p50_s_median'] * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (worst run)",
+            f"p99 ≤ {tp['target_ack_p99_s'] * 1000:.0f} ms",
+            _verdict(p99 <= tp["target_ack_p99_s"]),
+        ),
+    ]
 
 
 def overhead_rows(results: Path = RESULTS) -> list[tuple[str, ...]]:

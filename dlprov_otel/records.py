@@ -103,29 +103,68 @@ def _kv(pairs: Iterable[Any]) -> dict[str, Any]:
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
 
 
+def _kv_cached(pairs: Iterable[Any], cache: dict[bytes, tuple[str, Any]]) -> dict[str, Any]:
+    """Like :func:`_kv`, through ``cache`` (a key-value pair's encoding -> its decoded pair):
+    the spans of a batch repeat most of their attributes (kind, tags, names, types), and
+    encoding a pair again in C costs a fraction of decoding it in Python."""
+    out: dict[str, Any] = {}
+    for kv in pairs:
+        raw = kv.SerializeToString()
+        hit = cache.get(raw)
+        if hit is None:
+            hit = cache[raw] = (kv.key, _decoded(kv.value))
+        out[hit[0]] = hit[1]
+    return out
+
+
+def _decoded(v: Any) -> Any:
+    """``_any_value`` with scalars and arrays of scalars inline (one walk of a few C calls)."""
+    which = v.WhichOneof("value")
+    if which == "array_value":
+        values = []
+        for x in v.array_value.values:
+            w = x.WhichOneof("value")
+            if w is None:
+                values.append(None)
+            elif w in _SCALARS:
+                values.append(getattr(x, w))
+            else:
+                values.append(_any_value(x))
+        return tuple(values)  # shared by the spans of the batch: never changed in place
+    if which in _SCALARS:
+        return getattr(v, which)
+    return _any_value(v)
+
+
+_SCALARS = frozenset(("string_value", "bool_value", "int_value", "double_value"))
+
+
 def from_otlp(request: Any) -> list[SpanRecord]:
     """Decode an OTLP ``ExportTraceServiceRequest`` (collector, spool)."""
     out: list[SpanRecord] = []
+    cache: dict[bytes, tuple[str, Any]] = {}
+    kind_key = semconv.KIND
     for rs in request.resource_spans:
         resource = _kv(rs.resource.attributes)
         for ss in rs.scope_spans:
             for s in ss.spans:
-                attrs = _kv(s.attributes)
-                if semconv.KIND not in attrs:
+                attrs = _kv_cached(s.attributes, cache)
+                if kind_key not in attrs:
                     continue
+                status = s.status
                 out.append(
                     SpanRecord(
-                        trace_id=bytes(s.trace_id).hex(),
-                        span_id=bytes(s.span_id).hex(),
-                        parent_span_id=bytes(s.parent_span_id).hex() or None,
-                        name=s.name,
-                        start_ns=int(s.start_time_unix_nano),
-                        end_ns=int(s.end_time_unix_nano),
-                        attributes=attrs,
-                        status_code=_STATUS.get(s.status.code, "UNSET"),
-                        status_message=s.status.message,
-                        links=[(bytes(lk.trace_id).hex(), bytes(lk.span_id).hex()) for lk in s.links],
-                        resource=resource,
+                        s.trace_id.hex(),
+                        s.span_id.hex(),
+                        s.parent_span_id.hex() or None,
+                        s.name,
+                        s.start_time_unix_nano,
+                        s.end_time_unix_nano,
+                        attrs,
+                        _STATUS.get(status.code, "UNSET"),
+                        status.message,
+                        [(lk.trace_id.hex(), lk.span_id.hex()) for lk in s.links] if len(s.links) else [],
+                        resource,
                     )
                 )
     return out

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import QueryError, SpecError, StoreError
 from ..records import SpanRecord
 from .backends import Backend, query_error
+from .group import GroupCommit
 from .schema import qualified, quote_ident
 from .transient import TransientStoreError, is_transient
 from .writer import Writer
@@ -49,6 +50,7 @@ class Store:
         self.backend = backend
         self.url = url
         self.lock = backend.lock
+        self._group = GroupCommit(self.lock, self._write_committed, self._write_committed)
         self.schema = backend.default_schema
         self._writer = Writer(backend, self.schema)
         self._on_close = on_close
@@ -81,12 +83,16 @@ class Store:
     def _ingest_once(self, records: Sequence[SpanRecord]) -> int:
         if not records:
             return 0
+        return self._group.ingest(records)  # with concurrent ingests: one write, one commit
+
+    def _write_committed(self, records: Sequence[SpanRecord]) -> set[tuple[str, str]]:
+        """Write and commit (undone on failure); the fresh keys. Called under ``self.lock``."""
         with self.lock:
             try:
-                n = self._writer.write(records)
-                if n:
+                fresh = self._writer.write_keys(records)
+                if fresh:
                     self.backend.commit()
-                return n
+                return fresh
             except Exception as exc:
                 try:
                     self.backend.reset()

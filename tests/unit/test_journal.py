@@ -96,3 +96,32 @@ def test_a_fully_committed_journal_is_deleted_at_close(tmp_path: Path):
     j.close(delete=True)
     assert not j.path.exists() and not j.checkpoint_path.exists()
     assert j.append_readable(spans[0]) is False  # closed: nothing written, nothing raised
+
+
+def test_rows_of_t_output_are_journalled_as_values_and_read_back_whole(memory, tmp_path: Path):
+    """The hot path journals a set's constant attributes once and each row's values only;
+    read back, they are the spans that were exported (from the start, and from a checkpoint
+    that lies past the constant part)."""
+    import dlprov_otel
+
+    with dlprov_otel.execution("hot-rows", dataflow="mnist"):
+        params = {"optimizer_name": "adam", "learning_rate": 0.01, "num_epochs": 4, "num_layers": 2}
+        with dlprov_otel.task("trainmodel", inputs={"itrainmodel": params}) as t:
+            for epoch in range(4):
+                t.output("otrainmodel", timestamp="", elapsed_time=0.5, loss=1.0 / (epoch + 1), accuracy=0.5,
+                         val_loss=None, val_accuracy=0.25, epoch=epoch)
+    exported = [s for s in memory.spans() if s.attributes.get(semconv.DATASET_TAG) == "otrainmodel"]
+    assert len(exported) == 4
+    (path,) = (journal.journal_root(tmp_path / "spool") / journal.target_key(memory.telemetry.target)).glob("*.jnl")
+    kinds = [rec[0] for rec in journal.read_records(path)]
+    assert kinds.count("r") == 4 and kinds.count("p") == 1
+    _, back = journal.load(path, from_checkpoint=False)
+    rows = [s for s in back if s.attributes.get(semconv.DATASET_TAG) == "otrainmodel"]
+    assert comparable(rows) == comparable(exported)
+    (epoch0,) = rows[0].attributes[semconv.data_key("epoch")]
+    assert type(epoch0) is float and epoch0 == 0.0  # an int of a numeric attribute: a float
+    # a checkpoint after the plan and the first two rows: the last two still read back whole
+    offsets = [pos for pos, rec in journal._records_at(path) if rec[0] == "r"]
+    path.with_suffix(".ckpt").write_text(str(offsets[2]))
+    _, tail = journal.load(path)
+    assert comparable([s for s in tail if s.name == "otrainmodel"]) == comparable(exported[2:])
