@@ -62,37 +62,36 @@ def _none() -> Any:
 
 
 class _GraphSums:
-    """Loss sums of traced functions: variables that ops in the traced graph add to."""
-
-    KEYS = ("train_sum", "train_n", "eval_sum", "eval_n")
+    """Loss sums of traced functions: a variable ([sum, count] per kind) that one op of the
+    traced graph adds to per step, read once per pass."""
 
     def __init__(self) -> None:
-        self.vars: dict[str, Any] | None = None
-        self.read = dict.fromkeys(self.KEYS, 0.0)
+        self.vars: dict[str, Any] = {}
+        self.read: dict[str, tuple[float, float]] = {}
 
     def add(self, which: str, value: Any) -> None:
         import tensorflow as tf
 
         if tf.distribute.has_strategy():
             return  # per-replica values: not summed here
-        if self.vars is None:
+        var = self.vars.get(which)
+        if var is None:
             with tf.init_scope():  # created eagerly, outside the function being traced
-                self.vars = {
-                    k: tf.Variable(0.0, dtype=tf.float64, trainable=False, name=f"dlprov_{k}") for k in self.KEYS
-                }
-        self.vars[which + "_sum"].assign_add(tf.cast(tf.reduce_mean(value), tf.float64))
-        self.vars[which + "_n"].assign_add(tf.constant(1.0, tf.float64))
+                var = self.vars[which] = tf.Variable([0.0, 0.0], dtype=tf.float64, trainable=False)
+            self.read[which] = (0.0, 0.0)
+        if value.shape.rank != 0:
+            value = tf.reduce_mean(value)
+        var.assign_add(tf.stack([tf.cast(value, tf.float64), tf.constant(1.0, tf.float64)]))
 
     def take(self, which: str) -> tuple[int, float]:
-        """Steps and loss sum added since the last take (one read of two variables)."""
-        if self.vars is None:
+        """Steps and loss sum added since the last take (one read)."""
+        var = self.vars.get(which)
+        if var is None:
             return 0, 0.0
-        out = []
-        for key in (which + "_n", which + "_sum"):
-            now = float(self.vars[key].numpy())
-            out.append(now - self.read[key])
-            self.read[key] = now
-        return round(out[0]), out[1]
+        total, n = (float(v) for v in var.numpy())
+        last_total, last_n = self.read[which]
+        self.read[which] = (total, n)
+        return round(n - last_n), total - last_total
 
 
 class LoopRecorder:
