@@ -73,3 +73,45 @@ def test_trainer_run_is_recorded_like_the_other_frameworks(tmp_path: Path, subpr
         assert [d["depends_on_dt_tag"] for d in deps] == ["trainmodel"]
     finally:
         st.close()
+
+
+def test_hand_added_callback_without_the_instrumentor(dlprov: Any, tmp_path: Path) -> None:
+    import uuid
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+
+    import dlprov_otel
+    from dlprov_otel.integrations._shared import strict
+    from dlprov_otel.integrations.transformers import DLProvTrainerCallback
+
+    class Tokens(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.ids = torch.randint(0, 50, (24, 8), generator=torch.Generator().manual_seed(0))
+
+        def __len__(self) -> int:
+            return len(self.ids)
+
+        def __getitem__(self, i: int) -> dict:
+            return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=8, n_embd=16, n_layer=1, n_head=2))
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"), num_train_epochs=2, per_device_train_batch_size=8, logging_strategy="epoch",
+        save_strategy="no", report_to="none", use_cpu=True, learning_rate=1e-2,
+    )  # fmt: skip
+    tag = f"hf-{uuid.uuid4().hex[:6]}"
+    with dlprov_otel.execution(tag, dataflow="hfcb"), strict():
+        trainer = Trainer(model=model, args=args, train_dataset=Tokens(), callbacks=[DLProvTrainerCallback()])
+        trainer.train()
+    assert dlprov_otel.flush(30)
+    st = dlprov_otel.get_store()
+    epochs = st.query('SELECT * FROM "hfcb"."otrainmodel" ORDER BY epoch').as_dicts()
+    logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert [r["epoch"] for r in epochs] == [0, 1]
+    assert [r["loss"] for r in epochs] == logged  # the Trainer's own epoch losses (no step capture alone)
+    (hp,) = st.query('SELECT * FROM "hfcb"."itrainmodel"').as_dicts()
+    assert (hp["num_layers"], hp["model_type"], hp["batch_size"]) == (1, "gpt2", 8)
+    (task,) = st.query("SELECT * FROM task WHERE dt_tag = 'trainmodel'").as_dicts()
+    assert task["status"] == "FINISHED"
