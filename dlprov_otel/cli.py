@@ -197,7 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args.token = os.environ.get("DLPROV_TOKEN")
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        return code
     except DLProvError as exc:
         print(f"dlprov: error: {exc}", file=sys.stderr)
         return 1
@@ -211,6 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader stopped early (| head): no traceback, nothing more to print
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

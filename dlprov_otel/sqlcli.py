@@ -186,6 +186,18 @@ def _remote(args: argparse.Namespace, statements: list[str]) -> tuple:
     return results, cut, shown
 
 
+def _refuse_unknown_tables(statements: list[str], results: list[tuple]) -> None:
+    """``\\d TABLE`` of a table that does not exist is an error, not an empty listing."""
+    asked = [s for s in statements if not _SET.match(s)]
+    if len(asked) != len(results):
+        return
+    for stmt, (_, rows) in zip(asked, results, strict=True):
+        name = _META.sub("", stmt, count=1).strip()
+        if _META.match(stmt) and name and not rows:
+            where = "" if "." in name else " in the current schema"
+            raise DLProvError(f"\\d {name}: no table {name}{where}; \\d lists the tables")
+
+
 def run(args: argparse.Namespace, open_store: Callable[..., Any]) -> int:
     """``dlprov sql``: print every result of the statements (``OK`` when none returns rows)."""
     statements = split_statements(" ; ".join(args.sql))
@@ -196,6 +208,7 @@ def run(args: argparse.Namespace, open_store: Callable[..., Any]) -> int:
     else:
         results, cut, ran = _local(args, statements, open_store)
     with_rows = [s for s in ran if not _SET.match(s)]
+    _refuse_unknown_tables(statements, results)
     if not results:
         print("OK")
     for n, (columns, rows) in enumerate(results):

@@ -108,16 +108,22 @@ def _keyword_hint(message: str, statement: str) -> str:
     return f'; {word} is an SQL keyword: a column of that name needs double quotes, "{word}"'
 
 
+def _known(schemas: Callable[[], list[str]]) -> str:
+    try:
+        return ", ".join(schemas()) or "none"
+    except Exception:  # the hint is a courtesy; the error stands without it
+        return "(could not be listed)"
+
+
 def explain_error(message: str, statement: str, schemas: Callable[[], list[str]]) -> str:
     """One line for a failed statement: hints for a missing schema and an unquoted keyword."""
     line = error_line(message)
     missing = re.search(r"Schema \((.+?)\) missing", line)
     if missing:
-        try:
-            known = ", ".join(schemas()) or "none"
-        except Exception:  # the hint is a courtesy; the error stands without it
-            known = "(could not be listed)"
+        known = _known(schemas)
         return f"SET SCHEMA: no schema {missing.group(1)!r}; the store has: {known}"
+    if re.search(r"no such schema '", line):  # a qualified name, SELECT * FROM cifar.t
+        return f"{line}; the store has: {_known(schemas)}"
     return line + _keyword_hint(line, statement)
 
 

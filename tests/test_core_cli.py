@@ -149,6 +149,23 @@ def test_sql_errors_say_what_to_do_in_one_line(recorded, subprocess_env):
     schema = dlprov_cli("sql", "--store", str(recorded), 'SET SCHEMA "cifar"; SELECT 1', env=subprocess_env)
     assert schema.returncode == 1 and len(schema.stderr.splitlines()) == 1, schema.stderr
     assert "no schema 'cifar'; the store has: mnist" in schema.stderr
+    qualified = dlprov_cli("sql", "--store", str(recorded), "SELECT * FROM cifar.otrainmodel", env=subprocess_env)
+    assert qualified.returncode == 1 and len(qualified.stderr.splitlines()) == 1, qualified.stderr
+    assert "no such schema 'cifar'; the store has: mnist" in qualified.stderr
+    for unknown in ("\\d otrainmodl", "\\d cifar.otrainmodel"):  # not an empty listing: an error naming \d
+        described = dlprov_cli("sql", "--store", str(recorded), unknown, env=subprocess_env)
+        assert described.returncode == 1 and len(described.stderr.splitlines()) == 1, described.stderr
+        assert "no table" in described.stderr and "\\d lists the tables" in described.stderr
+
+
+def test_sql_piped_into_head_ends_quietly(recorded, subprocess_env):
+    # a reader that stops early (| head) closes the pipe: the command ends without a traceback
+    proc = subprocess.Popen([sys.executable, "-m", "dlprov_otel.cli", "sql", "--store", str(recorded), "\\d"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env)
+    proc.stdout.close()  # before the command has printed anything (it starts in a second or more)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode != 0  # what it meant to print was not read
 
 
 def test_read_commands_refuse_a_store_that_does_not_exist(tmp_path, subprocess_env):

@@ -57,3 +57,11 @@ def test_default_tags_are_typeable_and_names_come_from_the_call_or_the_environme
     assert tracing.run_name() == "from-env" and tracing.run_name("given") == "given"
     monkeypatch.setenv("DLPROV_RUN_NAME", "  ")
     assert tracing.run_name() is None
+
+
+def test_a_schema_missing_from_a_qualified_name_lists_the_schemas_too():
+    raw = "SELECT: no such schema 'nope'\n  in: SELECT * FROM nope.otrainmodel"
+    line = explain_error(raw, "SELECT * FROM nope.otrainmodel", lambda: ["keras", "mnist"])
+    assert line == "SELECT: no such schema 'nope'; the store has: keras, mnist"
+    # a missing table is left as MonetDB says it
+    assert explain_error("SELECT: no such table 'x'", "SELECT * FROM x", list) == "SELECT: no such table 'x'"
