@@ -354,6 +354,8 @@ class LoopRecorder:
             row["optimizer_name"] = type(opt).__name__.lower()
             row["optimizer_config"] = optional(lambda: _json(opt.get_config()))
         row["training_loop"] = "GradientTape"
+        if row.get("num_epochs") is None:
+            row["num_epochs"] = optional(_guess_epochs)  # `epochs = 3` or `args.epochs` in the script
         if self.loss_name:
             row["loss_function"] = self.loss_name
         task.add_dataset(DataSet("itrainmodel", [row]))
@@ -418,6 +420,12 @@ def _eager(read: Callable[[], Any]) -> Any:
 
     with tf.init_scope():
         return read()
+
+
+def _guess_epochs() -> int | None:
+    from ..torch.facts import guess_epochs  # reads the script's frames; imports no framework
+
+    return guess_epochs()
 
 
 def _json(value: Any) -> str:
