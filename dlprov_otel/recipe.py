@@ -352,6 +352,14 @@ def wait_background(timeout: float) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
+def _part(entries: list[Entry], what: str, part: Callable[[], list[Entry]]) -> None:
+    """Add one part's entries, or ``<what>.error`` when it fails: the rest is kept either way."""
+    try:
+        entries.extend(part())
+    except Exception as exc:
+        entries.append((f"{what}.error", f"{type(exc).__name__}: {exc}", None))
+
+
 class RecipeRecorder:
     """The recipe of one execution in this process: start, background part, end."""
 
@@ -371,13 +379,10 @@ class RecipeRecorder:
 
     def start(self) -> None:
         entries: list[Entry] = []
-        for what, part in (("script", script_entries), ("python", python_entries)):
-            try:
-                entries.extend(part())
-            except Exception as exc:
-                entries.append((f"{what}.error", f"{type(exc).__name__}: {exc}", None))
-        entries.extend(environment(os.environ.get("DLPROV_RECIPE_ENV")))
-        entries.extend(seed_entries(seeds()))
+        _part(entries, "script", script_entries)
+        _part(entries, "python", python_entries)
+        _part(entries, "env", lambda: environment(os.environ.get("DLPROV_RECIPE_ENV")))
+        _part(entries, "seed", lambda: seed_entries(seeds()))
         self._send(entries, "start")
         self.thread = threading.Thread(target=self._background, name="dlprov-recipe", daemon=True)
         _pending.add(self.thread)
@@ -387,12 +392,10 @@ class RecipeRecorder:
         try:
             script = entry_script()
             directory = os.path.dirname(script) if script else os.getcwd()
-            entries = git_entries(directory or os.getcwd())
+            entries: list[Entry] = []
+            _part(entries, "git", lambda: git_entries(directory or os.getcwd()))
             self.modules = imported_top_modules()
-            try:
-                entries.extend(package_entries(self.modules))
-            except Exception as exc:
-                entries.append(("package.error", f"{type(exc).__name__}: {exc}", None))
+            _part(entries, "package", lambda: package_entries(self.modules))
             self._send(entries, "environment")
         except Exception:
             logger.debug("DLProv: recording the recipe failed", exc_info=True)
@@ -410,9 +413,12 @@ class RecipeRecorder:
                 entries.extend(package_entries(new))
         except Exception:
             logger.debug("DLProv: packages at the end of the run", exc_info=True)
-        entries.extend(seed_entries(seeds()))
-        entries.extend(torch_initial_seed())
-        self._send(entries, "end")
+        _part(entries, "seed", lambda: seed_entries(seeds()))
+        _part(entries, "seed", torch_initial_seed)
+        try:
+            self._send(entries, "end")
+        except Exception:  # the run ends whatever happens to its recipe
+            logger.debug("DLProv: the recipe's end part was not emitted", exc_info=True)
 
 
 def attributes(entries: list[Entry], phase: str) -> dict[str, Any]:

@@ -136,3 +136,21 @@ def test_flush_waits_for_the_background_part(memory, monkeypatch):
         assert _entries(memory.kind(semconv.KIND_RECIPE))["git.error"][0] == "slow on purpose"
     finally:
         ex.end()
+
+
+def test_every_step_that_fails_is_recorded_and_the_rest_kept(memory, monkeypatch):
+    # seeds, the environment and git failing in ways nobody planned for (at start, in the
+    # background and at the end): the run still ends FINISHED and keeps what could be recorded
+    def broken(*a, **k):
+        raise ValueError("unexpected")
+
+    for step in ("seeds", "environment", "git_entries", "torch_initial_seed"):
+        monkeypatch.setattr(recipe, step, broken)
+    with dlprov_otel.execution("unit-recipe-all-broken", dataflow="mnist") as ex:
+        pass
+    assert ex.status == semconv.FINISHED
+    got = _entries(memory.kind(semconv.KIND_RECIPE))
+    assert got["python.version"][0] == ".".join(map(str, sys.version_info[:3]))
+    assert got["package.numpy"][0] == np.__version__  # the background part went on without git
+    for what in ("seed", "env", "git"):
+        assert "ValueError: unexpected" in got[f"{what}.error"][0], what
