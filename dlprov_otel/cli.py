@@ -53,6 +53,8 @@ def _cmd_executions(args: argparse.Namespace) -> int:
         from .client import executions
 
         columns, rows = executions(args.endpoint, token=args.token)
+        rows = [tuple(_as_time(v) if c.endswith("_time") else v for c, v in zip(columns, r, strict=False))
+                for r in rows]  # JSON's ISO strings as the local store's datetimes, printed alike
     else:
         from .store.readmodel import EXECUTION_LIST_COLUMNS, execution_list
 
@@ -60,6 +62,15 @@ def _cmd_executions(args: argparse.Namespace) -> int:
         rows = [tuple(run[c] for c in columns) for run in execution_list(open_and_replay(args.store))]
     print_result(columns, rows, args.format)
     return 0
+
+
+def _as_time(value: Any) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def open_and_replay(url: str | None, must_exist: bool = True) -> Any:

@@ -261,6 +261,8 @@ def test_executions_local_and_endpoint_show_the_dashboards_killed_status(tmp_pat
         assert list(far) == list(run) and far["status"] == "KILLED" and far["tag"] == run["tag"]
         table = dlprov_cli("executions", "--endpoint", url, env=env)
         assert table.stdout.splitlines()[1] == local_table.stdout.splitlines()[1]  # the same header
+        cells = [[c.strip() for c in out.stdout.splitlines()[3].split("|")] for out in (table, local_table)]
+        assert cells[0][5] == cells[1][5]  # and times written alike (start_time)
         # the dashboard's console reads count(*) as count too
         body = json.dumps({"sql": "SELECT count(*) FROM task"}).encode()
         request = urllib.request.Request(url + "/v1/sql", data=body, headers={"Content-Type": "application/json"})
