@@ -151,3 +151,39 @@ def test_the_dashboard_route_answers_the_same(trained) -> None:
         assert bad.value.status == 400
     finally:
         store.close()
+
+
+DATA_SCRIPT = """\
+import sys
+import numpy as np
+import dlprov_otel
+from dlprov_otel.integrations.lineage import load_data
+
+dlprov_otel.configure(store=sys.argv[1])
+with dlprov_otel.execution(dataflow="datafile") as ex:
+    @load_data("points", dataset_dir=sys.argv[2])
+    def load():
+        d = np.load(sys.argv[2])
+        return d["x"], d["y"]
+
+    x, y = load()
+dlprov_otel.flush()
+print(ex.tag)
+"""
+
+
+def test_a_data_file_a_load_step_read_finds_its_run(tmp_path, subprocess_env) -> None:
+    import numpy as np
+
+    data, store = tmp_path / "points.npz", tmp_path / "store"
+    np.savez(data, x=np.arange(20.0).reshape(10, 2), y=np.arange(10))
+    script = tmp_path / "load.py"
+    script.write_text(DATA_SCRIPT)
+    run = subprocess.run([sys.executable, str(script), str(store), str(data)], capture_output=True, text=True,
+                         env=subprocess_env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    tag = run.stdout.strip().splitlines()[-1]
+    out = lineage(str(data), "--store", str(store), env=subprocess_env)
+    assert out.returncode == 0, out.stderr
+    assert f"sha256 {sha256(data)}" in out.stdout and f"run {tag}" in out.stdout
+    assert "used by    loaddata" in out.stdout and "iinputdataset" in out.stdout

@@ -14,7 +14,7 @@ from dlprov_otel.api import DataSet, Task
 from dlprov_otel.model import predefined_transformations
 
 from .._shared.guard import guarded, report
-from .describe import describe, is_array, is_tf_dataset
+from .describe import describe, file_digest, is_array, is_tf_dataset
 from .registry import dependencies, emit, mark_data_task
 from .tasks import DATA_TRANSFORMATIONS, context, new_task
 
@@ -146,6 +146,27 @@ class DataStep:
         return inner  # type: ignore[return-value]
 
 
+DATA_DIGEST_MAX = 1 << 30  # bytes: a larger data file or folder gets its size, not its digest
+
+
+def data_file_facts(path: str | None) -> dict[str, Any]:
+    """``dataset_sha256`` and ``dataset_size_bytes`` of the file (or folder) a load step reads,
+    so that ``dlprov lineage`` finds the runs that read it; ``{}`` when it is not a local path."""
+    try:
+        if not path or not os.path.exists(path):
+            return {}
+        files = [path] if os.path.isfile(path) else [
+            os.path.join(d, f) for d, _, names in os.walk(path) for f in names]
+        size = sum(os.path.getsize(f) for f in files)
+        if size > DATA_DIGEST_MAX:
+            return {"dataset_size_bytes": size}
+        size, digest = file_digest(path)
+        return {"dataset_sha256": digest, "dataset_size_bytes": size}
+    except OSError as exc:
+        report("loaddata digest", exc)
+        return {}
+
+
 class LoadData(DataStep):
     """A ``loaddata`` task: ``iinputdataset`` (name, source) -> ``oloaddata`` (the data)."""
 
@@ -161,7 +182,9 @@ class LoadData(DataStep):
         return "dataset_dir"
 
     def _config_rows(self) -> list[dict[str, Any]]:
-        return [{"dataset_name": self.name, "dataset_source": self.source or self.name}]
+        row: dict[str, Any] = {"dataset_name": self.name, "dataset_source": self.source or self.name}
+        row.update(data_file_facts(self.dataset_dir or self.source))
+        return [row]
 
     def _output(
         self, set_tag: str, data: Any, named: Mapping[str, Any], extra: Mapping[str, Any] | None = None
