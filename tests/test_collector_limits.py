@@ -108,6 +108,9 @@ def test_a_query_past_the_timeout_is_stopped_and_the_collector_serves_on(collect
     assert time.monotonic() - started < 40  # stopped: the 16 steps take far longer
     status, doc = sql(collector, f"SELECT COUNT(*) FROM {collector.table}")
     assert status == 200 and doc["rows"] == [[ROWS]]
+    # an error that merely mentions a timeout is the query's own error
+    status, doc = sql(collector, f"SELECT timeout_s FROM {collector.table}")
+    assert status == 400 and "timeout_s" in doc["error"] and "ran past" not in doc["error"], doc
 
 
 def test_a_long_query_does_not_hold_ingest(collector):

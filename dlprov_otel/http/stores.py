@@ -118,7 +118,7 @@ class SharedStore:
                     store.backend.execute(f"CALL sys.setworkerlimit({QUERY_WORKERS})")
                 return store.run_script(statements, read_only=True, max_rows=limits.max_rows)
             except QueryError as exc:
-                if "timeout" in str(exc).lower():
+                if "aborted due to timeout" in str(exc).lower() or "HYT00" in str(exc):
                     raise QueryTimeout(
                         f"the query ran past the limit of {limits.timeout:g} s and was stopped "
                         "(the collector's --query-timeout); narrow it with WHERE or LIMIT"
@@ -128,6 +128,9 @@ class SharedStore:
                 raise
             finally:
                 store.backend.rollback()  # hold no snapshot (run_script's SET SCHEMA opened one)
+                if store is self._store:  # the writer's own connection (in memory): no limit for ingest
+                    with contextlib.suppress(Exception):
+                        store.backend.set_query_timeout(0)
 
     def _alive_reader(self, store: Store) -> bool:
         try:
