@@ -147,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
-        "sql", help="run SQL statements in one session and print every result (\\d [TABLE]: tables, columns)"
+        "sql", help="run SQL statements in one session and print every result (\\d [TABLE]: tables, columns)",
+        description="Runs the statements in one session and prints every result. \\d lists the tables, "
+        "\\d [schema.]table a table's columns. A column named like an SQL keyword needs double quotes: "
+        'SELECT adaptation_id, "trigger" FROM oadaptation.',
     )
     p.add_argument("sql", nargs="+", help="e.g. 'SET SCHEMA \"mnist\"; SELECT * FROM otrainmodel'")
     _add_target(p)

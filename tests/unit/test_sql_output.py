@@ -65,3 +65,14 @@ def test_a_schema_missing_from_a_qualified_name_lists_the_schemas_too():
     assert line == "SELECT: no such schema 'nope'; the store has: keras, mnist"
     # a missing table is left as MonetDB says it
     assert explain_error("SELECT: no such table 'x'", "SELECT * FROM x", list) == "SELECT: no such table 'x'"
+
+
+def test_sql_help_shows_backslash_d_and_the_quoted_keyword_column():
+    import argparse
+
+    from dlprov_otel.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    text = " ".join(sub.choices["sql"].format_help().split())
+    assert "\\d lists the tables" in text and "\\d [schema.]table" in text
+    assert 'SELECT adaptation_id, "trigger" FROM oadaptation' in text
