@@ -113,6 +113,10 @@ def masked_command(argv: Iterable[str]) -> str:
                 out.append(arg)
                 hide_next = True
             continue
+        name, eq, _ = arg.partition("=")
+        if eq and name and not name.startswith("-") and secret_looking(name):  # wandb.api_key=... (Hydra)
+            out.append(name + "=" + MASK)
+            continue
         out.append(_clean_value(arg))
     return shlex.join(out)
 

@@ -154,3 +154,11 @@ def test_every_step_that_fails_is_recorded_and_the_rest_kept(memory, monkeypatch
     assert got["package.numpy"][0] == np.__version__  # the background part went on without git
     for what in ("seed", "env", "git"):
         assert "ValueError: unexpected" in got[f"{what}.error"][0], what
+
+
+def test_secret_looking_overrides_in_key_value_form_are_masked():
+    # Hydra / OmegaConf style overrides and KEY=VALUE arguments: the name says it is a secret
+    line = recipe.masked_command(["python", "train.py", "optimizer.lr=0.1", "wandb.api_key=hunter2",
+                                  "+db.password=hunter2", "HF_TOKEN=hunter2", "epochs=3"])
+    assert "hunter2" not in line
+    assert "optimizer.lr=0.1" in line and "epochs=3" in line and "wandb.api_key=***" in line
