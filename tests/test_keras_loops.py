@@ -182,3 +182,37 @@ def test_two_optimizers_in_one_pass_are_one_training_and_a_later_one_another(dlp
     assert [r["optimizer_name"] for r in hp.as_dicts()] == ["sgd", "rmsprop"]
     epochs = st.query('SELECT * FROM "kloops"."otrainmodel" WHERE execution_tag = ? ORDER BY emitted_at', [tag])
     assert [(r["epoch"], r["steps"]) for r in epochs.as_dicts()] == [(0, 8), (1, 8), (0, 4)]
+
+
+def test_a_long_pass_without_tf_data_is_one_row_with_every_step(dlprov: Any) -> None:
+    import uuid
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import dlprov_otel
+    from dlprov_otel.integrations._shared import strict
+    from dlprov_otel.integrations.keras import KerasInstrumentor
+
+    tag = f"loops-{uuid.uuid4().hex[:6]}"
+    inst = KerasInstrumentor()
+    inst.instrument(dataflow="kloops", execution=tag)
+    x = np.random.default_rng(0).random((2100, 4), "float32")
+    losses = []
+    try:
+        with strict():
+            w = keras.Variable(np.zeros((4, 1), "float32"))
+            opt = keras.optimizers.SGD(1e-3)
+            for row in x:  # numpy rows, no tf.data: no epoch boundary until the training ends
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(tf.matmul(row[None, :], w) - 1.0))
+                opt.apply_gradients([(tape.gradient(loss, w), w)])
+                losses.append(float(loss))
+    finally:
+        inst.uninstrument()  # ends the training: the pass so far is its one epoch
+    assert dlprov_otel.flush(30)
+    sql = 'SELECT * FROM "kloops"."otrainmodel" WHERE execution_tag = ?'
+    (epoch,) = dlprov_otel.get_store().query(sql, [tag]).as_dicts()
+    assert epoch["steps"] == 2100  # more than are kept as tensors: summed on the device, none lost
+    assert close(epoch["loss"], sum(losses) / len(losses))

@@ -39,6 +39,7 @@ from .facts import DECLARED_EPOCH, hyperparameters, metric_row, optional, pick_a
 from .runs import context, last_train, weights_epoch
 
 FRAMEWORK = "tensorflow"
+_FOLD = 1024  # eager losses kept per pass before they are summed into one tensor
 
 
 def _eagerly() -> bool:
@@ -102,6 +103,7 @@ class LoopRecorder:
         self.paused = 0  # > 0 while Keras's own fit/evaluate run (recorded by their patches)
         self.train_losses: list[Any] = []  # eager step losses of the pass in progress
         self.eval_losses: list[Any] = []
+        self.folds: dict[str, tuple[Any, int]] = {}  # losses summed on the device (a long pass)
         self.graph = _GraphSums()
         self._opt: Callable[[], Any] = _none  # the optimizer whose rate and steps are recorded
         self.others: list[Callable[[], Any]] = []  # optimizers stepping beside it (a GAN's)
@@ -130,8 +132,11 @@ class LoopRecorder:
         if _eagerly():
             losses = self.train_losses
             losses.append(target)
-            if len(losses) == 1:
+            n = len(losses)
+            if n == 1:
                 self._first_step()
+            elif n >= _FOLD:
+                self._fold(losses, "train")
         else:
             with self.lock:
                 self.graph.add("train", target)
@@ -140,6 +145,8 @@ class LoopRecorder:
     def on_eval_loss(self, value: Any) -> None:
         if _eagerly():
             self.eval_losses.append(value)
+            if len(self.eval_losses) >= _FOLD:
+                self._fold(self.eval_losses, "eval")
         else:
             with self.lock:
                 self.graph.add("eval", value)
@@ -245,15 +252,23 @@ class LoopRecorder:
             if n or (metrics and self.task is not None):
                 self._end_eval_pass(n, eval_loss, metrics)
 
+    def _fold(self, losses: list[Any], which: str) -> None:
+        """Sum the kept losses on the device (no read), so a pass that never ends keeps one tensor."""
+        import tensorflow as tf
+
+        s = tf.add_n([tf.cast(tf.reduce_mean(v), tf.float64) for v in losses])
+        prev, k = self.folds.get(which, (None, 0))
+        self.folds[which] = (s if prev is None else prev + s, k + len(losses))
+        losses.clear()
+
     def _take(self, losses: list[Any], which: str) -> tuple[int, float | None]:
         n, total = self.graph.take(which)
         if losses:
-            import tensorflow as tf
-
-            values = [tf.reduce_mean(v) for v in losses]
-            total += float(tf.add_n([tf.cast(v, tf.float64) for v in values]).numpy())
-            n += len(values)
-            losses.clear()
+            self._fold(losses, which)
+        folded, k = self.folds.pop(which, (None, 0))
+        if folded is not None:
+            total += float(folded.numpy())
+            n += k
         return n, (total / n if n else None)
 
     def _end_train_pass(self, steps: int, loss: float | None, start: Any, metrics: dict[str, float]) -> None:
