@@ -11,6 +11,7 @@ from dlprov_otel import packages
 
 def test_versions_agree_with_importlib_metadata(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("DLPROV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(packages, "_memo", {})  # what this process read before, from elsewhere
     mods = {"pytest", "hypothesis", "numpy", "dlprov_otel"}
     mapping = packages_distributions()
     expected = {d: version(d) for m in mods for d in mapping.get(m, ())}
@@ -31,6 +32,7 @@ def _install_fake(site, name: str, ver: str) -> None:
 
 def test_installing_a_package_renews_the_catalogue(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("DLPROV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(packages, "_memo", {})  # what this process read before, from elsewhere
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.setattr(sys, "path", [str(site), *sys.path])
@@ -41,7 +43,7 @@ def test_installing_a_package_renews_the_catalogue(monkeypatch, tmp_path) -> Non
 
 def test_an_unreadable_cache_costs_only_a_new_pass(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("DLPROV_CACHE_DIR", str(tmp_path / "cache"))
-    packages._memo.clear()
+    monkeypatch.setattr(packages, "_memo", {})  # what this process read before, from elsewhere
     first = packages.versions({"pytest"})
     for f in (tmp_path / "cache" / "packages").glob("*.json"):
         f.write_text("{not json")
