@@ -140,7 +140,10 @@ def script_entries() -> list[Entry]:
     path = entry_script()
     argv = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
     out.append(("command", masked_command(argv), None))
-    out.append(("cwd", os.getcwd(), None))
+    try:
+        out.append(("cwd", os.getcwd(), None))
+    except OSError as exc:  # the working directory was removed: the rest is still known
+        out.append(("cwd.error", f"{type(exc).__name__}: {exc}", None))
     if path is None:
         out.append(("script.error", "no entry script (interactive session or -c)", None))
         return out
@@ -395,9 +398,8 @@ class RecipeRecorder:
     def _background(self) -> None:
         try:
             script = entry_script()
-            directory = os.path.dirname(script) if script else os.getcwd()
             entries: list[Entry] = []
-            _part(entries, "git", lambda: git_entries(directory or os.getcwd()))
+            _part(entries, "git", lambda: git_entries((os.path.dirname(script) if script else "") or os.getcwd()))
             self.modules = imported_top_modules()
             _part(entries, "package", lambda: package_entries(self.modules))
             self._send(entries, "environment")

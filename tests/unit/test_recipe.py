@@ -162,3 +162,17 @@ def test_secret_looking_overrides_in_key_value_form_are_masked():
                                   "+db.password=hunter2", "HF_TOKEN=hunter2", "epochs=3"])
     assert "hunter2" not in line
     assert "optimizer.lr=0.1" in line and "epochs=3" in line and "wandb.api_key=***" in line
+
+
+def test_a_deleted_working_directory_keeps_the_script_and_command(memory, tmp_path, monkeypatch):
+    script = tmp_path / "train.py"
+    script.write_text("print('training')\n")
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", str(script), raising=False)
+
+    def gone() -> str:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(recipe.os, "getcwd", gone)
+    got = dict((n, (v, d)) for n, v, d in recipe.script_entries())
+    assert got["script.path"] == (str(script), hashlib.sha256(script.read_bytes()).hexdigest())
+    assert got["command"][0] and "FileNotFoundError" in got["cwd.error"][0]
