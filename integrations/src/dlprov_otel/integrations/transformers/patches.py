@@ -148,7 +148,10 @@ def _training_step(orig: Callable[..., Any]) -> Callable[..., Any]:
         loss = orig(self, *args, **kwargs)
         run = running.get(self)
         if run is not None:
-            run.losses.append(loss)  # a tensor: read once per epoch
+            losses = run.losses
+            losses.append(loss)  # a tensor: read once per epoch
+            if len(losses) >= 1024:
+                run.fold()
         return loss
 
     return training_step

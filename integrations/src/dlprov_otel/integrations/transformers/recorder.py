@@ -132,9 +132,8 @@ class TrainerRun:
         steps = global_step - self.step0
         loss = None
         if self.losses:
-            import torch
-
-            loss = float(torch.stack([v.detach().float().reshape(()) for v in self.losses]).sum()) / max(1, steps)
+            self.fold()
+            loss = float(self.losses[0]) / max(1, steps)
         self.losses.clear()
         self.pending = {
             "timestamp": timestamp(),
@@ -152,6 +151,13 @@ class TrainerRun:
         if now is not None and self.rate is not None and now != self.rate:
             self.deferred.append((self.rate, now, label))  # one per epoch, after its row
         self.rate = now
+
+    def fold(self) -> None:
+        """The kept step losses as one tensor, their sum (on the device: no read)."""
+        import torch
+
+        total = torch.stack([v.detach().double().reshape(()) for v in self.losses]).sum()
+        self.losses[:] = [total]
 
     def logged(self, logs: Mapping[str, Any]) -> None:
         """What the Trainer logged (its own epoch loss, grad norm) goes on the pending row."""
