@@ -79,7 +79,8 @@ def _cell(v: Any) -> str:
         return repr(v)
     if isinstance(v, dt.datetime):
         return v.isoformat(sep=" ")
-    return str(v)
+    # one line per row: a stored diff or traceback shows its line breaks as \n
+    return str(v).replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n").replace("\t", " ")
 
 
 def _jsonable(v: Any) -> Any:

@@ -76,3 +76,16 @@ def test_sql_help_shows_backslash_d_and_the_quoted_keyword_column():
     text = " ".join(sub.choices["sql"].format_help().split())
     assert "\\d lists the tables" in text and "\\d [schema.]table" in text
     assert 'SELECT adaptation_id, "trigger" FROM oadaptation' in text
+
+
+def test_a_value_with_line_breaks_stays_on_its_row():
+    import io
+
+    from dlprov_otel.sqlcli import print_result
+
+    out = io.StringIO()
+    print_result(["name", "value"], [("git.diff", "diff --git a/t.py b/t.py\nindex 1..2\r\n+x\tz")], "table", out)
+    lines = out.getvalue().splitlines()
+    assert all(line[0] in "+|" for line in lines[:-1]) and lines[-1] == "1 row"
+    assert len({len(line) for line in lines[:-1]}) == 1  # aligned
+    assert "diff --git a/t.py b/t.py\\nindex 1..2\\n+x z" in out.getvalue()
