@@ -45,6 +45,11 @@ def test_trainer_run_is_recorded_like_the_other_frameworks(tmp_path: Path, subpr
             "AdamW", 5e-3, 2, 2, 16,
         )  # fmt: skip
         assert hp["lr_scheduler_type"] == "linear" and hp["model_name"] == "BertForSequenceClassification"
+        data = set_rows(st, "otrainset", dataflow="transformers")
+        assert [(r["data_name"], r["dataset_class"], r["samples"], r["subset"]) for r in data] == [
+            ("train_dataset", "Synthetic", 96, "train"),
+            ("eval_dataset", "Synthetic", 32, "validation"),
+        ]
 
         epochs = set_rows(st, "otrainmodel", "epoch", dataflow="transformers")
         assert [r["epoch"] for r in epochs] == [0, 1]

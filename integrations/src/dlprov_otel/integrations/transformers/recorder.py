@@ -80,6 +80,22 @@ def hyperparameters(args: Any, model: Any, optimizer: Any) -> dict[str, Any]:
     return {k: v for k, v in row.items() if v is not None or k in ("num_layers",)}
 
 
+def describe_dataset(dataset: Any, name: str, subset: str) -> dict[str, Any] | None:
+    """A dataset given to the Trainer: class, length, and a HuggingFace dataset's fingerprint."""
+    if dataset is None:
+        return None
+    row: dict[str, Any] = {"data_name": name, "kind": "dataset", "subset": subset}
+    row["dataset_class"] = type(dataset).__name__
+    try:
+        row["samples"] = len(dataset)
+    except Exception:
+        pass
+    fingerprint = getattr(dataset, "_fingerprint", None)  # datasets.Dataset: its content's version
+    if isinstance(fingerprint, str):
+        row["fingerprint"] = fingerprint
+    return row
+
+
 def _rate(scheduler: Any, optimizer: Any) -> float | None:
     try:
         if scheduler is not None:
@@ -117,6 +133,13 @@ class TrainerRun:
         self.begun = True
         self.task.add_dataset(DataSet("itrainmodel", [hyperparameters(args, model, optimizer)]))
         self.task.begin()
+        trainer = self.trainer
+        if trainer is not None:
+            rows = [
+                describe_dataset(getattr(trainer, attr, None), attr, subset)
+                for attr, subset in (("train_dataset", "train"), ("eval_dataset", "validation"))
+            ]
+            lineage.emit(self.task, "otrainset", [r for r in rows if r is not None], "trainset")
         self.rate = self.epoch_rate = _rate(scheduler, optimizer)
 
     def epoch_begin(self, global_step: int, optimizer: Any, scheduler: Any) -> None:
