@@ -60,6 +60,10 @@ def ordering_violations(doc: dict[str, Any]) -> list[str]:
         when, made = _time(r.get("prov:time")), generated.get(r["prov:entity"])
         if when and made and made > when:
             bad.append(f"used {rid}: {r['prov:entity']} used at {when} before its generation at {made}")
+    for rid, r in doc.get("used", {}).items():  # a usage lies within its activity: before it ends
+        made, end = generated.get(r["prov:entity"]), acts.get(r["prov:activity"], (None, None))[1]
+        if made and end and made > end:
+            bad.append(f"used {rid}: {r['prov:entity']} generated at {made}, after its user ended at {end}")
     for rid, r in doc.get("wasInformedBy", {}).items():
         informant_start = acts.get(r["prov:informant"], (None, None))[0]
         informed_end = acts.get(r["prov:informed"], (None, None))[1]
@@ -195,3 +199,28 @@ def test_a_real_torch_run_exports_ordered_prov_and_its_model_has_a_lineage(tmp_p
     assert "package.torch" in recipe
     assert run["epochs"]["count"] == 2
     assert [a["set"] for a in run["artifacts"]] == ["otrainedmodel"]
+
+
+def test_an_evaluation_before_the_save_did_not_use_the_saved_file(dlprov, store_dir, tmp_path) -> None:
+    """fit, evaluate, then model.save (the Keras order): the evaluation ended before the file
+    existed, so it did not use the file's entity; the training still generated it."""
+    tag = "eval-then-save"
+    with dlprov_otel.execution(tag, dataflow="mnist"):
+        train = Task(1, "mnist", tag, "trainmodel")
+        train.add_dataset(DataSet("itrainmodel", [Element(["adam", 0.01, 1, 2])]))
+        train.begin()
+        train.add_dataset(DataSet("otrainmodel", [Element(["t", 0.1, 0.5, 0.5, 0.6, 0.5, 0])]))
+        train.end()
+        test = Task(2, "mnist", tag, "testmodel", dependency=train)
+        test.begin()
+        test.add_dataset(DataSet("otestmodel", [Element([0.4, 0.9])]))
+        test.end()
+        time.sleep(0.01)  # the save comes after the evaluation returned: what is tested is that order
+        train.add_late_dataset(DataSet("otrainedmodel", [Element(["saved_after_eval", "/tmp/eval-then-save.keras"])]))
+    assert dlprov_otel.flush(60)
+    (path,) = export(dlprov.store, execution=tag, formats=("json",), out_dir=tmp_path)
+    doc = json.loads(path.read_text())
+    assert ordering_violations(doc) == []
+    model = next(k for k, e in doc["entity"].items() if e.get("dlprov:model_name") == "saved_after_eval")
+    assert [r for r in doc["wasGeneratedBy"].values() if r["prov:entity"] == model]
+    assert not [r for r in doc["used"].values() if r["prov:entity"] == model]

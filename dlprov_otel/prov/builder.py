@@ -28,7 +28,7 @@ set relation row             entity ``dlid:element/<trace>-<element id>``, ``dlp
 consumer_task_id             used(task, element, emitted at)
 producer_task_id             wasGeneratedBy(element, task, emitted at)
 dependency outputs           used(task, element) for elements of the task's input sets that its
-                             stored dependencies produced (the lineage rule)
+                             stored dependencies produced (the lineage rule) before it ended
 outputs x inputs of a task   wasDerivedFrom(output, input, task)
 otrainedmodel                ``dlprov:TrainedModel``, wasAttributedTo(model, scientist)
 ===========================  ===============================================================
@@ -218,7 +218,8 @@ def _emit_execution(
 
     links = link(spec, tasks, deps, elements)
     ordered = links.tasks
-    idents = _emit_tasks(b, ex, ordered, _intervals(links))
+    intervals = _intervals(links)
+    idents = _emit_tasks(b, ex, ordered, intervals)
     for t in ordered:
         doc.wasInformedBy(idents[t], exec_id)
         if software is not None:
@@ -245,8 +246,11 @@ def _emit_execution(
             doc.used(idents[t], entity, utc(el.emitted_at))
             used.append(entity)
             used_ids.add(id(entity))
+        end = intervals.get(t, (None, None))[1]
         for _set_tag, found in links.used.get(t, []):
             for el in found:
+                if end is not None and el.emitted_at is not None and el.emitted_at > end:
+                    continue  # made after this task ended (fit, evaluate, then save): not what it used
                 entity = b.element(el)
                 if id(entity) not in used_ids:
                     doc.used(idents[t], entity)
