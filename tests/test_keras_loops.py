@@ -48,6 +48,11 @@ def test_gradient_tape_loop_epochs_validation_cut_and_test(tmp_path: Path, subpr
         (hp,) = set_rows(st, "itrainmodel", dataflow="keras")
         assert (hp["optimizer_name"], hp["num_layers"], hp["training_loop"]) == ("sgd", 3, "GradientTape")
         assert hp["num_epochs"] == 3  # the script's args.epochs
+        data = set_rows(st, "otrainset", dataflow="keras")  # the datasets of the first passes
+        assert [(r["data_name"], r["subset"], r["cardinality"]) for r in data] == [
+            ("train_dataset", "train", 5),
+            ("validation_dataset", "validation", 2),
+        ]
         assert close(hp["learning_rate"], own["epochs"][0]["lr"])
         assert hp["loss_function"] == "SparseCategoricalCrossentropy"
         assert hp["param_count"] == 16 * 32 + 32 + 32 * 4 + 4

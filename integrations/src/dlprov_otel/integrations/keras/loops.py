@@ -124,6 +124,7 @@ class LoopRecorder:
         self.rate: float | None = None
         self.epoch_rate: float | None = None
         self.adaptations = 0
+        self.described: set[str] = set()  # subsets whose dataset the training recorded
 
     # -- the hot path (eager: every step) -------------------------------------------------------
     def on_gradient(self, target: Any) -> None:
@@ -251,6 +252,7 @@ class LoopRecorder:
             n, eval_loss = self._take(self.eval_losses, "eval")
             if n or (metrics and self.task is not None):
                 self._end_eval_pass(n, eval_loss, metrics)
+                self._describe(start, "validation")
 
     def _fold(self, losses: list[Any], which: str) -> None:
         """Sum the kept losses on the device (no read), so a pass that never ends keeps one tensor."""
@@ -292,12 +294,23 @@ class LoopRecorder:
         row.update(metric_row(metrics, DECLARED_EPOCH, ()))
         self.iterations = iterations or 0
         self.train_data = start[1] if start is not None else _none
+        self._describe(start, "train")
         self.flush()
         self.pending_epoch = row
         self._check_rate(self.epoch, self.deferred)  # a schedule changed it during the epoch
         self.epoch += 1
         self.t0 = now
         training_seen(FRAMEWORK)
+
+    def _describe(self, start: Any, subset: str) -> None:
+        """The dataset of a training's first pass of each kind, as its ``otrainset`` input."""
+        task = self.task
+        if start is None or task is None or subset in self.described:
+            return
+        self.described.add(subset)
+        rows = lineage.describe(start[1](), f"{subset}_dataset")
+        inputs = [dict(r, subset=subset) for r in rows if not lineage.was_output(task.exec_tag, "otrainset", r)]
+        lineage.emit(task, "otrainset", inputs, "trainset")
 
     def _end_eval_pass(self, n: int, loss: float | None, found: dict[str, float]) -> None:
         metrics: dict[str, Any] = {"loss": loss, "accuracy": pick_accuracy(found, "")}
@@ -378,6 +391,7 @@ class LoopRecorder:
         self.task = task
         self.epoch, self.t0 = 0, time.perf_counter()
         self.tested, self.last_eval = False, None
+        self.described: set[str] = set()
         if model is not None:
             last_train[model] = task
         training_seen(FRAMEWORK)
