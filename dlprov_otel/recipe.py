@@ -255,7 +255,7 @@ def seeds() -> dict[str, str]:
         return dict(_seeds)
 
 
-def _wrap_seed(module: Any, attr: str, name: str) -> None:
+def _wrap_seed(module: Any, attr: str, name: str, skip_none: bool = False) -> None:
     original = getattr(module, attr, None)
     if original is None or getattr(original, "__dlprov_seed__", False):
         return
@@ -264,8 +264,9 @@ def _wrap_seed(module: Any, attr: str, name: str) -> None:
     def seeded(*args: Any, **kwargs: Any) -> Any:
         try:
             value = args[0] if args else next(iter(kwargs.values()), None)
-            with _seed_lock:
-                _seeds[name] = "None" if value is None else str(value)[:200]
+            if value is not None or not skip_none:
+                with _seed_lock:
+                    _seeds[name] = "None" if value is None else str(value)[:200]
         except Exception:  # never in the way of the user's call
             pass
         return original(*args, **kwargs)
@@ -281,6 +282,8 @@ def _hook_numpy(module: Any) -> None:
     random_mod = sys.modules.get("numpy.random") or getattr(module, "random", None)
     if random_mod is not None:
         _wrap_seed(random_mod, "seed", "numpy")
+        # np.random.default_rng(seed); an unseeded call (a library's own generator) is not a seed
+        _wrap_seed(random_mod, "default_rng", "numpy.default_rng", skip_none=True)
 
 
 def _hook_torch(module: Any) -> None:

@@ -176,3 +176,11 @@ def test_a_deleted_working_directory_keeps_the_script_and_command(memory, tmp_pa
     got = dict((n, (v, d)) for n, v, d in recipe.script_entries())
     assert got["script.path"] == (str(script), hashlib.sha256(script.read_bytes()).hexdigest())
     assert got["command"][0] and "FileNotFoundError" in got["cwd.error"][0]
+
+
+def test_a_seeded_numpy_generator_is_caught_and_an_unseeded_one_changes_nothing():
+    # numpy's recommended API: rng = np.random.default_rng(seed)
+    first = np.random.default_rng(2024).random()
+    np.random.default_rng()  # no seed (a library's own generator): the seed given stays
+    assert recipe.seeds()["numpy.default_rng"] == "2024"
+    assert first == np.random.Generator(np.random.PCG64(2024)).random()  # the wrapper still seeds
