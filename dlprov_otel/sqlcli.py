@@ -213,7 +213,7 @@ def run(args: argparse.Namespace, open_store: Callable[..., Any]) -> int:
     if not results:
         print("OK")
     for n, (columns, rows) in enumerate(results):
-        if n and args.format == "table":
+        if n and args.format != "json":  # a blank line between results (JSON: one array each)
             print()
         label_from = with_rows[n] if len(with_rows) == len(results) else ""
         print_result(column_labels(label_from, columns), rows, args.format)

@@ -119,6 +119,9 @@ def test_sql_prints_every_result_with_readable_headers(recorded, subprocess_env)
     assert "| count | max   |" in out.stdout and "%" not in out.stdout  # not MonetDB's %1, %2
     assert "| 1     | mnist |" in out.stdout
     assert out.stdout.count(" row") == 2 and "| 1.0   |" in out.stdout  # both results, in order
+    as_csv = dlprov_cli("sql", "--store", str(recorded), "--format", "csv", script, env=subprocess_env)
+    blocks = [list(csv.reader(io.StringIO(b))) for b in as_csv.stdout.strip().split("\n\n")]
+    assert blocks == [[["count", "max"], ["1", "mnist"]], [["epoch"], ["0.0"], ["1.0"]]]  # a blank line between
     as_json = dlprov_cli("sql", "--store", str(recorded), "--format", "json", script, env=subprocess_env)
     decoder, text, docs = json.JSONDecoder(), as_json.stdout.strip(), []
     while text:
