@@ -49,3 +49,22 @@ def test_long_run_is_folded(dlprov, store_dir: Path) -> None:
     assert dot.count("otrainmodel · epoch") == 5
     nodes = re.findall(r"^  n\d+ \[", dot, flags=re.M)
     assert len(nodes) < 30
+
+
+def test_a_plan_of_an_association_is_drawn_linked_to_its_activity() -> None:
+    # a run's recipe is the plan of wasAssociatedWith(execution, script, recipe): not a lone node
+    from prov.model import ProvDocument
+
+    doc = ProvDocument()
+    doc.add_namespace("ex", "https://example.org/")
+    doc.add_namespace("dlprov", "https://w3id.org/dlprov/ns#")
+    run = doc.activity("ex:run", other_attributes={"prov:label": "run"})
+    script = doc.agent("ex:script", {"prov:type": "prov:SoftwareAgent"})
+    recipe = doc.entity("ex:recipe", {"prov:type": "prov:Plan", "prov:label": "recipe · train.py"})
+    doc.wasAssociatedWith(run, script, recipe)
+    dot = to_dot(doc)
+    ids = {label: nid for nid, label in re.findall(r'^  (n\d+) \[.*?label="([^"]+)"', dot, flags=re.M)}
+    assert f'{ids["run"]} -> {ids["recipe · train.py"]}' in dot and "hadPlan" in dot
+    # a plan the activity already used is not drawn twice
+    doc.used(run, recipe)
+    assert to_dot(doc).count(f'{ids["run"]} -> {ids["recipe · train.py"]}') == 1

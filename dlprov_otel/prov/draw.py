@@ -228,6 +228,18 @@ def to_dot(doc: ProvDocument, title: str | None = None) -> str:
         edges.add((src, dst, name))
         style = {"label": name, **EDGE_STYLE.get(rec.get_type(), {})}
         lines.append(f"  {src} -> {dst} [{_attrs(style)}];")
+    # the plan of an association (a run's recipe) hangs off its activity, unless already linked
+    linked = {(s, d) for s, d, _ in edges}
+    for rec in records:
+        plan = _first(rec, "prov:plan") if rec.get_type() == PROV_ASSOCIATION else None
+        activity = _endpoints(rec)[0]
+        if plan is None or activity is None or plan not in elements:
+            continue
+        src, dst = node_id(activity), node_id(plan)
+        if (src, dst) not in linked:
+            linked.add((src, dst))
+            style = {"label": "hadPlan", "style": "dashed", **EDGE_STYLE[PROV_ASSOCIATION]}
+            lines.append(f"  {src} -> {dst} [{_attrs(style)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
