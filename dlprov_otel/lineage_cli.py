@@ -121,6 +121,15 @@ def _pairs(values: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
     return " ".join(out)
 
 
+def _artifact_values(artifact: dict[str, Any]) -> dict[str, Any]:
+    """A row that holds the digest: its epoch first (a checkpoint's), the digest itself left out
+    (the first line shows it), the file's path last (the line is clipped)."""
+    values = {k: v for k, v in artifact["values"].items() if k != artifact.get("column")}
+    first = {k: values.pop(k) for k in ("epoch",) if k in values}
+    last = {k: values.pop(k) for k in ("model_dir", "path", "dataset_dir") if k in values}
+    return {**first, **values, **last}
+
+
 def _clip(text: str, width: int = _TEXT_WIDTH) -> str:
     text = " ".join(text.split("\n"))
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -175,7 +184,7 @@ def render(doc: dict[str, Any], what: str) -> str:
                 out.append(f"  {how:<11}the run's {a['column'].replace('.path', '')}")
             else:
                 by = f"{task.get('dt_tag')} (task {task.get('id')})" if task else "no task"
-                out.append(_clip(f"  {how:<11}{by} as {a['set']}: {_pairs(a['values'])}"))
+                out.append(_clip(f"  {how:<11}{by} as {a['set']}: {_pairs(_artifact_values(a))}"))
         rec = _recipe_lines(run["recipe"])
         out.extend(("  recipe     " if i == 0 else "             ") + line for i, line in enumerate(rec))
         if not rec:

@@ -51,7 +51,7 @@ def test_lineage_of_a_saved_model_file(trained, subprocess_env, tmp_path) -> Non
     assert f"run {tag}" in text and "FINISHED" in text
     assert "made by    trainmodel (task 2) as otrainedmodel" in text
     assert f"script    {SCRIPT}" in text  # the recipe
-    assert "seeds     numpy=42 random=42" in text
+    assert "seeds     numpy=42 numpy.default_rng=42 random=42" in text
     assert "itrainmodel: optimizer_name=adam learning_rate=0.01 num_epochs=3 num_layers=2" in text
     assert "isplitconfig: ratio=0.75" in text
     assert "epochs     3 (otrainmodel)" in text
