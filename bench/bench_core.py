@@ -57,6 +57,7 @@ def capture_spans(tmp: Path, n: int, elements: int) -> list:
         t.add_dataset(row(i, elements))
         t.save()
     t.end()
+    assert tel.recorder.drain(120)  # dataset spans are built off the caller's thread
     spans = list(mem.get_finished_spans())
     dlprov_otel.shutdown()
     return spans
