@@ -136,15 +136,11 @@ class Journal:
 
     def add_plan(self, name: str, head: dict[str, Any], keys: tuple[str, ...], numeric: tuple[bool, ...]) -> int:
         """Journal the constant part of rows (see :func:`expand_row`); returns its number for
-        :meth:`append_row` (-1 when it could not be written: rows then go as whole spans)."""
+        :meth:`row_writer` (-1 when it could not be written: rows then go as whole spans)."""
         with self._lock:
             number = self._plans
             self._plans += 1
         return number if self._append(("p", number, name, head, keys, numeric), None) else -1
-
-    def append_row(self, trace_id: int, span_id: int, parent_id: int, ts: int, plan: int, values: tuple) -> bool:
-        """Append one row of a running task (a dataset span of plan ``plan``)."""
-        return self.row_writer(trace_id, parent_id, plan)(span_id, ts, values)
 
     def row_writer(self, trace_id: int, parent_id: int, plan: int) -> Callable[[int, int, tuple], bool]:
         """``write(span_id, ts, values) -> bool``: appends rows of plan ``plan`` under one parent

@@ -2,7 +2,7 @@
 
 A dataset emission (one epoch row, one learning-rate change, ...) costs the caller a
 ``marshal`` and one ``os.write`` to the journal (:mod:`dlprov_otel.journal`) plus a deque
-append; a row of a running task (:meth:`Recorder.emit_row`, the hot path of ``t.output``)
+append; a row of a running task (:meth:`Recorder.row_emitter`, the hot path of ``t.output``)
 journals only its values, its constant attributes once per set and task. A background
 thread, which the caller never wakes (it looks every ``POLL`` seconds, and at once on a
 flush), then builds the real OpenTelemetry span, with the same ids and times, so every span
@@ -143,10 +143,6 @@ class Recorder:
         if self.journal is not None:
             self.journal.append_span(parent.trace_id, span_id, parent.span_id, name, now, now, attributes)
         self._hand_over((parent, span_id, name, now, attributes))
-
-    def emit_row(self, parent: SpanContext, plan: RowPlan, values: tuple) -> None:
-        """One row of a running task: its values journalled, its span built by the builder."""
-        self.row_emitter(parent, plan)(values)
 
     def row_emitter(self, parent: SpanContext, plan: RowPlan) -> Callable[[tuple], None]:
         """``emit(values)`` for rows of ``plan`` under ``parent`` (a task's span): the hot path
