@@ -263,3 +263,23 @@ def test_lineage_registry_forgets_ended_executions(memory: Memory) -> None:
     tracked = lineage.registry.tracked_executions()
     assert "unit-reg-1" not in tracked and "unit-reg-2" in tracked
     assert lineage.producers("unit-reg-1", lineage.describe(x, "x")) == []
+
+
+def test_a_load_steps_data_file_is_digested_and_a_large_folder_is_not_walked_whole(tmp_path, monkeypatch) -> None:
+    import hashlib
+
+    from dlprov_otel.integrations.lineage import steps
+
+    data = tmp_path / "points.npz"
+    data.write_bytes(b"\x00" * 100)
+    assert steps.data_file_facts(str(data)) == {
+        "dataset_sha256": hashlib.sha256(b"\x00" * 100).hexdigest(), "dataset_size_bytes": 100}
+    assert steps.data_file_facts("sklearn.datasets.load_digits") == {}  # not a path
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i}.png").write_bytes(b"x")
+    monkeypatch.setattr(steps, "DATA_DIGEST_FILES", 3)  # an image folder of a million files: no walk to the end
+    assert steps.data_file_facts(str(folder)) == {}
+    monkeypatch.setattr(steps, "DATA_DIGEST_FILES", 10)
+    assert steps.data_file_facts(str(folder))["dataset_size_bytes"] == 5

@@ -147,6 +147,7 @@ class DataStep:
 
 
 DATA_DIGEST_MAX = 1 << 30  # bytes: a larger data file or folder gets its size, not its digest
+DATA_DIGEST_FILES = 10_000  # a folder of more files (an image dataset) is not walked to its end
 
 
 def data_file_facts(path: str | None) -> dict[str, Any]:
@@ -155,11 +156,17 @@ def data_file_facts(path: str | None) -> dict[str, Any]:
     try:
         if not path or not os.path.exists(path):
             return {}
-        files = [path] if os.path.isfile(path) else [
-            os.path.join(d, f) for d, _, names in os.walk(path) for f in names]
-        size = sum(os.path.getsize(f) for f in files)
-        if size > DATA_DIGEST_MAX:
-            return {"dataset_size_bytes": size}
+        if os.path.isfile(path):
+            size = os.path.getsize(path)
+            if size > DATA_DIGEST_MAX:
+                return {"dataset_size_bytes": size}
+        else:
+            count = size = 0
+            for folder, _, names in os.walk(path):
+                count += len(names)
+                size += sum(os.path.getsize(os.path.join(folder, f)) for f in names)
+                if count > DATA_DIGEST_FILES or size > DATA_DIGEST_MAX:
+                    return {}  # too large to digest at the step's start; its size is unknown too
         size, digest = file_digest(path)
         return {"dataset_sha256": digest, "dataset_size_bytes": size}
     except OSError as exc:
@@ -183,7 +190,8 @@ class LoadData(DataStep):
 
     def _config_rows(self) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"dataset_name": self.name, "dataset_source": self.source or self.name}
-        row.update(data_file_facts(self.dataset_dir or self.source))
+        source = self.source if self.source and os.path.isfile(self.source) else None
+        row.update(data_file_facts(self.dataset_dir or source))
         return [row]
 
     def _output(
