@@ -46,13 +46,32 @@ def _start(tmp_path: Path, env: dict[str, str], store: Path, limit: int = 0, run
     script.write_text(TRAIN)
     out = tmp_path / f"{run}.returned"
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(store), str(out), str(limit)],
+        [sys.executable, "-X", "faulthandler", str(script), str(store), str(out), str(limit)],
         env={**env, "RUN": run},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_stop_signals,
     )
     return proc, out
+
+
+def _default_stop_signals() -> None:
+    """The job starts with the stop signals' default actions, as a scheduler starts it, even when
+    the tests themselves run under ``nohup`` (which would make the trainer ignore SIGHUP)."""
+    for num in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(num, signal.SIG_DFL)
+
+
+def _ended(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """``communicate`` that, when the process outlives ``timeout``, fails with every thread's stack
+    (faulthandler dumps them on SIGABRT) instead of a bare timeout."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=60)
+        raise AssertionError(f"the process did not end within {timeout} s; its threads:\n{err[-6000:]}") from None
 
 
 def _returned(out: Path) -> int:
@@ -125,7 +144,7 @@ def test_stop_signals_lose_nothing_and_end_the_run_terminated(tmp_path, subproce
     proc, out = _start(tmp_path, subprocess_env, store)
     _wait_returned(out, proc, 40)
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=120)
+    _, err = _ended(proc, 120)
     returned = _returned(out)
     # the process ends as it would have without DLProv: killed by the signal (SIGINT: Python's
     # KeyboardInterrupt, which ends the interpreter by SIGINT too)
