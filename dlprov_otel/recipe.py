@@ -74,8 +74,14 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+def storable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: the lone surrogates Linux makes of undecodable bytes in
+    argv, paths and environment values become U+FFFD (a store refuses them)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def secret_looking(name: str) -> bool:
@@ -167,6 +173,11 @@ def python_entries() -> list[Entry]:
 
 
 def _git(args: list[str], cwd: str) -> str:
+    # text as a store takes it: bytes that are not UTF-8 (a Latin-1 file in a diff) become U+FFFD
+    return _git_bytes(args, cwd).decode("utf-8", "replace")
+
+
+def _git_bytes(args: list[str], cwd: str) -> bytes:
     done = subprocess.run(
         ["git", "-C", cwd, *args],
         capture_output=True,
@@ -177,7 +188,7 @@ def _git(args: list[str], cwd: str) -> str:
     if done.returncode != 0:
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RuntimeError(lines[0] if lines else f"git {args[0]} failed ({done.returncode})")
-    return done.stdout.decode("utf-8", "surrogateescape")
+    return done.stdout
 
 
 _git_cache: dict[str, tuple[float, list[Entry]]] = {}
@@ -220,12 +231,13 @@ def _look_at_git(directory: str) -> list[Entry]:
     out.append(("git.dirty", "true" if changed else "false", None))
     if changed and commit and commit != "(initial)":
         try:
-            diff = _git(["diff", "HEAD", "--no-color", "--no-ext-diff"], directory)
+            raw = _git_bytes(["diff", "HEAD", "--no-color", "--no-ext-diff"], directory)
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             out.append(("git.error", f"git diff: {exc}", None))
         else:
-            small = len(diff.encode("utf-8", "surrogateescape")) <= DIFF_LIMIT
-            out.append(("git.diff", diff if small else f"({len(diff)} characters, not stored)", sha256_text(diff)))
+            digest = hashlib.sha256(raw).hexdigest()  # of git's own bytes
+            text = raw.decode("utf-8", "replace") if len(raw) <= DIFF_LIMIT else f"({len(raw)} bytes, not stored)"
+            out.append(("git.diff", text, digest))
     try:
         top = _git(["rev-parse", "--show-toplevel"], directory).strip()
         out.append(("git.root", top, None))
@@ -435,8 +447,8 @@ def attributes(entries: list[Entry], phase: str) -> dict[str, Any]:
     return {
         semconv.KIND: semconv.KIND_RECIPE,
         semconv.RECIPE_PHASE: phase,
-        semconv.RECIPE_NAMES: [e[0] for e in entries],
-        semconv.RECIPE_VALUES: [e[1] for e in entries],
+        semconv.RECIPE_NAMES: [storable(e[0]) for e in entries],
+        semconv.RECIPE_VALUES: [storable(e[1]) for e in entries],
         semconv.RECIPE_DIGESTS: [e[2] or "" for e in entries],
     }
 

@@ -66,6 +66,20 @@ def test_a_large_diff_is_kept_as_its_digest(repo: Path) -> None:
     assert "not stored" in value and len(value) < 100
 
 
+def test_a_diff_that_is_not_utf8_is_kept_as_text_the_store_takes(repo: Path) -> None:
+    # a Latin-1 file changed: the diff's bytes are not UTF-8; the value must be storable text
+    # (else the whole environment part of the recipe, git and packages, was refused by the store)
+    (repo / "notes.txt").write_bytes(b"caf\xe9 = 1\n")
+    git(repo, "add", "notes.txt")
+    git(repo, "commit", "-q", "-m", "latin-1")
+    (repo / "notes.txt").write_bytes(b"caf\xe9 = 2\n")
+    raw = subprocess.run(["git", "-C", str(repo), "diff", "HEAD"], capture_output=True, check=True).stdout
+    value, digest = entries(repo)["git.diff"]
+    value.encode("utf-8")  # no lone surrogates
+    assert "caf\ufffd = 2" in value
+    assert digest == hashlib.sha256(raw).hexdigest()  # the digest is of git's own bytes
+
+
 def test_no_git_and_no_repository_are_recorded(repo: Path, tmp_path: Path, monkeypatch) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()

@@ -184,3 +184,15 @@ def test_a_seeded_numpy_generator_is_caught_and_an_unseeded_one_changes_nothing(
     np.random.default_rng()  # no seed (a library's own generator): the seed given stays
     assert recipe.seeds()["numpy.default_rng"] == "2024"
     assert first == np.random.Generator(np.random.PCG64(2024)).random()  # the wrapper still seeds
+
+
+def test_undecodable_bytes_in_arguments_or_paths_become_storable_text(memory, monkeypatch):
+    # Linux hands undecodable bytes of argv and paths over as lone surrogates, which no store
+    # takes: the whole start part of the recipe was refused with them
+    monkeypatch.setattr(sys, "orig_argv", [sys.executable, "train.py", "--out", "caf\udce9"])
+    with dlprov_otel.execution("unit-recipe-surrogates", dataflow="mnist"):
+        pass
+    for span in memory.kind(semconv.KIND_RECIPE):
+        for value in span.attributes[semconv.RECIPE_VALUES]:
+            value.encode("utf-8")
+    assert "caf\ufffd" in _entries(memory.kind(semconv.KIND_RECIPE))["command"][0]
