@@ -4,10 +4,10 @@ bench/results/collector_throughput.json.
 
     python bench/bench_collector_throughput.py [--producers 4] [--spans 40000] [--repeat 3]
 
-Each producer is one training run: one trace, whose first request carries the run's
-``execution.start`` span (as the SDK sends it), then dataset spans (one ``metrics`` row each),
-512 spans per request (the SDK's export batch). Requests are encoded first (not timed), then
-all producers start together and POST one request after another. Reported per run: spans/s
+Each producer is one training run: one trace, whose first request carries the dataflow's
+specification and the run's ``execution.start`` span (as the SDK sends them), then dataset
+spans (one ``metrics`` row each), 512 spans per request (the SDK's export batch). Requests are
+encoded first (not timed), then all producers start together and POST one after another. Reported per run: spans/s
 (all spans / (last answer - first request)), the acknowledge latency of every request (p50,
 p99), and the collector's CPU time per span (from /proc: less sensitive to a shared machine
 than wall time). Every span is checked in the store through the collector's SQL endpoint.
@@ -36,9 +36,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dlprov_otel import Element, SetType, client, semconv, spool
+from dlprov_otel import Element, SetType, client, model, semconv, spool
 from dlprov_otel.api import dataset_attributes
-from tests.collector_proc import METRICS, dataset_request, loss_of, start_collector
+from tests.collector_proc import METRICS, loss_of, start_collector
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_RATE = 30_000
@@ -59,6 +59,18 @@ def run_requests(n: int, execution_tag: str) -> list[bytes]:
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("bench")
     common = {semconv.DATAFLOW_TAG: "remote", semconv.EXECUTION_TAG: execution_tag}
+    df = model.Dataflow("remote")
+    df.add_transformation(model.Transformation("train", [], [METRICS]))
+    spec = df.to_spec()
+    tracer.start_span(  # the dataflow's specification comes first, as Dataflow.save() sends it
+        "dataflow remote",
+        attributes={
+            semconv.KIND: semconv.KIND_DATAFLOW,
+            semconv.DATAFLOW_TAG: "remote",
+            semconv.DATAFLOW_SPEC: spec.to_json(),
+            semconv.DATAFLOW_SPEC_HASH: spec.hash,
+        },
+    ).end()
     with tracer.start_as_current_span("execution remote", attributes={semconv.KIND: semconv.KIND_EXECUTION, **common}):
         tracer.start_span(
             "execution.start",
@@ -70,7 +82,7 @@ def run_requests(n: int, execution_tag: str) -> list[bytes]:
                 attrs.update({**common, semconv.TASK_ID: "1", semconv.TRANSFORMATION_TAG: "train"})
                 tracer.start_span("metrics", attributes=attrs).end()
     provider.shutdown()
-    spans = [s for s in memory.get_finished_spans() if s.name in ("execution.start", "metrics")]
+    spans = [s for s in memory.get_finished_spans() if s.name in ("dataflow remote", "execution.start", "metrics")]
     return [spool.encode(spans[i : i + BATCH]) for i in range(0, len(spans), BATCH)]
 
 
@@ -133,7 +145,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         col = start_collector(Path(d) / "collector")
         try:
-            post(col.url, dataset_request(512, "warm-up"))  # tables created, code paths warm
+            for body in run_requests(512, "warm-up"):  # tables created, code paths warm
+                post(col.url, body)
             for _ in range(args.repeat):
                 cpu0 = cpu_seconds(col.proc.pid)
                 run = bench_runs(col.url, args.spans, args.producers)

@@ -92,6 +92,7 @@ class Store:
                 fresh = self._writer.write_keys(records)
                 if fresh:
                     self.backend.commit()
+                    self._writer.committed(fresh)
                 return fresh
             except Exception as exc:
                 try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -19,11 +18,10 @@ from .. import semconv
 from ..model import AttributeType, DataflowSpec
 from ..records import SpanRecord
 from . import schema as S
-from .backends import Backend
+from .backends import Backend, EmbeddedBackend
 from .recipes import recipe_columns
 from .rows import (
     FINAL,
-    IN_CHUNK,
     Group,
     as_float,
     columnar,
@@ -34,6 +32,7 @@ from .rows import (
     upsert,
     utc_now,
 )
+from .seen import SeenIndex
 
 # Order of the provenance values in a dataset row tuple, before the attribute values.
 _ROW_COLUMNS = (
@@ -53,9 +52,6 @@ _FLOAT_TYPES = ("double", "real", "float")
 
 _ATTRIBUTE_ROWS = 500  # rows per INSERT into the attribute catalog
 
-_HEX_ID = re.compile(r"[0-9a-f]{16}")
-_LITERAL_CHUNK = 5_000  # span ids per duplicate check, as literals
-
 class Writer:
     """Writes records into one store's connection; keeps the columns and specs it has seen."""
 
@@ -64,6 +60,8 @@ class Writer:
         self.schema = schema
         self._columns: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self._specs: dict[str, DataflowSpec] = {}
+        exclusive = isinstance(backend, EmbeddedBackend) and not backend.shared  # the store's only writer
+        self.seen = SeenIndex(self._fetch, self.cat(S.SPAN_LOG), exclusive)
 
     def create_catalog(self) -> None:
         for stmt in S.catalog_statements(self.schema):
@@ -76,6 +74,7 @@ class Writer:
         """Drop the caches (after a rollback: DDL may have been rolled back with the batch)."""
         self._columns.clear()
         self._specs.clear()
+        self.seen.forget()
 
     def cat(self, table: str) -> str:
         return S.qualified(self.schema, table)
@@ -119,28 +118,11 @@ class Writer:
         return {(r.trace_id, r.span_id) for r in fresh}
 
     def _drop_seen(self, records: Sequence[SpanRecord]) -> list[SpanRecord]:
-        unique: dict[tuple[str, str], SpanRecord] = {}
-        for r in records:
-            unique.setdefault((r.trace_id, r.span_id), r)
-        seen: set[tuple[str, str]] = set()
-        keys = list(unique)
-        if all(_HEX_ID.fullmatch(k[1]) for k in keys):
-            # hex ids (always, from OTLP and the SDK) go in as literals: a statement with
-            # hundreds of parameters takes monetdbe 2-3x longer to prepare than to run
-            step, inline = _LITERAL_CHUNK, True
-        else:
-            step, inline = IN_CHUNK, False
-        for i in range(0, len(keys), step):
-            chunk = keys[i : i + step]
-            if inline:
-                listed, params = ", ".join(f"'{k[1]}'" for k in chunk), None
-            else:
-                listed, params = ", ".join("?" for _ in chunk), [k[1] for k in chunk]
-            _, rows = self._fetch(
-                f"SELECT trace_id, span_id FROM {self.cat(S.SPAN_LOG)} WHERE span_id IN ({listed})", params
-            )
-            seen.update((t, s) for t, s in rows)
-        return [r for k, r in unique.items() if k not in seen]
+        return self.seen.drop_seen(records)
+
+    def committed(self, keys: Iterable[tuple[str, str]]) -> None:
+        """These spans were just committed (see :class:`SeenIndex`)."""
+        self.seen.committed(keys)
 
     # -- dataflows --------------------------------------------------------------------------
     def current_spec(self, dataflow: str) -> DataflowSpec | None:
