@@ -67,9 +67,14 @@ def sdk_flush(url: str, n: int, tmp: Path) -> float:
 BATCH = 512  # spans per request: the OpenTelemetry SDK's default export batch
 
 
-def _producer(url: str, n: int, tag: str, ready: mp.Queue, go: mp.Event, out: mp.Queue) -> None:
+def dataset_requests(n: int, tag: str) -> list[bytes]:
+    """``n`` dataset spans of execution ``tag`` as requests of BATCH spans (one trace each)."""
+    return [dataset_request(min(BATCH, n - i), tag) for i in range(0, n, BATCH)]
+
+
+def _producer(url: str, n: int, tag: str, ready: mp.Queue, go: mp.Event, out: mp.Queue, make=dataset_requests) -> None:
     """One sender: encode its requests first (not timed), then POST them one after another."""
-    bodies = [dataset_request(min(BATCH, n - i), tag) for i in range(0, n, BATCH)]
+    bodies = make(n, tag)
     ready.put(1)
     go.wait()
     t0 = time.monotonic()  # system-wide clock: comparable between processes
@@ -77,14 +82,15 @@ def _producer(url: str, n: int, tag: str, ready: mp.Queue, go: mp.Event, out: mp
     out.put((t0, time.monotonic(), acks))
 
 
-def bench_producers(url: str, total: int, producers: int) -> dict[str, float]:
-    """``total`` spans sent by ``producers`` concurrent processes; checks they were all stored."""
+def bench_producers(url: str, total: int, producers: int, make=dataset_requests) -> dict[str, float]:
+    """``total`` spans sent by ``producers`` concurrent processes, each's requests made by
+    ``make(n, execution tag)`` (a module-level function); checks they were all stored."""
     ctx = mp.get_context("spawn")  # no inherited state (OpenTelemetry, store handles)
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     run = uuid.uuid4().hex[:8]
     tags = [f"prod-{run}-{i}" for i in range(producers)]
     share = total // producers
-    procs = [ctx.Process(target=_producer, args=(url, share, tag, ready, go, out)) for tag in tags]
+    procs = [ctx.Process(target=_producer, args=(url, share, tag, ready, go, out, make)) for tag in tags]
     for p in procs:
         p.start()
     for _ in procs:

@@ -18,25 +18,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench_collector import BATCH, post
+from bench_collector import BATCH, bench_producers, post
 from bench_core import machine
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dlprov_otel import Element, SetType, client, model, semconv, spool
+from dlprov_otel import Element, SetType, model, semconv, spool
 from dlprov_otel.api import dataset_attributes
 from tests.collector_proc import METRICS, loss_of, start_collector
 
@@ -86,46 +84,6 @@ def run_requests(n: int, execution_tag: str) -> list[bytes]:
     return [spool.encode(spans[i : i + BATCH]) for i in range(0, len(spans), BATCH)]
 
 
-def _producer(url: str, n: int, tag: str, ready: mp.Queue, go: mp.Event, out: mp.Queue) -> None:
-    bodies = run_requests(n, tag)
-    ready.put(1)
-    go.wait()
-    t0 = time.monotonic()  # system-wide clock: comparable between processes
-    acks = [post(url, body) for body in bodies]
-    out.put((t0, time.monotonic(), acks))
-
-
-def bench_runs(url: str, total: int, producers: int) -> dict[str, float]:
-    """``total`` dataset spans from ``producers`` concurrent runs; checks they were all stored."""
-    ctx = mp.get_context("spawn")
-    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    tags = [f"run-{uuid.uuid4().hex[:8]}-{i}" for i in range(producers)]
-    share = total // producers
-    procs = [ctx.Process(target=_producer, args=(url, share, tag, ready, go, out)) for tag in tags]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.get(timeout=300)
-    go.set()
-    results = [out.get(timeout=600) for _ in procs]
-    for p in procs:
-        p.join(30)
-    acks = sorted(a for *_, batch in results for a in batch)
-    elapsed = max(e for _, e, _ in results) - min(s for s, _, _ in results)
-    listed = ", ".join(f"'{t}'" for t in tags)
-    stored = client.query(url, f'SELECT COUNT(*) FROM "remote"."metrics" WHERE execution_tag IN ({listed})')[1][0][0]
-    if stored != share * producers:
-        raise RuntimeError(f"{producers} producers: {stored} spans stored of {share * producers}")
-    return {
-        "producers": producers,
-        "spans": share * producers,
-        "seconds": round(elapsed, 3),
-        "spans_per_second": round(share * producers / elapsed),
-        "ack_p50_s": round(statistics.median(acks), 4),
-        "ack_p99_s": round(acks[min(len(acks) - 1, int(0.99 * len(acks)))], 4),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--producers", type=int, default=4)
@@ -149,7 +107,7 @@ def main() -> None:
                 post(col.url, body)
             for _ in range(args.repeat):
                 cpu0 = cpu_seconds(col.proc.pid)
-                run = bench_runs(col.url, args.spans, args.producers)
+                run = bench_producers(col.url, args.spans, args.producers, run_requests)
                 run["collector_cpu_us_per_span"] = round((cpu_seconds(col.proc.pid) - cpu0) / run["spans"] * 1e6, 1)
                 runs.append(run)
                 print(json.dumps(run), flush=True)
