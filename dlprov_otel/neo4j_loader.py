@@ -388,7 +388,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     load_p = sub.add_parser("load", help="load an execution, a dataflow or a PROV file (adds, never wipes)")
     what = load_p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--execution", help="execution tag")
+    what.add_argument("--execution", help="a run: its tag, latest, its name or a unique prefix")
     what.add_argument("--dataflow", help="dataflow tag (all its executions)")
     what.add_argument("--file", help="a PROV document (.json, .provn, .xml, .ttl)")
     load_p.add_argument("--store", help="store URL or path (default: $DLPROV_STORE or ./dlprov-data)")

@@ -30,7 +30,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="prov_command", metavar="SUBCOMMAND", required=True)
     exp = sub.add_parser("export", help="write the PROV document of an execution or of a dataflow")
     what = exp.add_mutually_exclusive_group(required=True)
-    what.add_argument("--execution", help="execution tag (see `dlprov executions`)")
+    what.add_argument("--execution", help="a run: its tag, latest, its name or a unique prefix (`dlprov executions`)")
     what.add_argument("--dataflow", help="dataflow tag: one document with all its executions")
     exp.add_argument("--store", help="store URL or path (default: $DLPROV_STORE or ./dlprov-data)")
     exp.add_argument(

@@ -89,3 +89,17 @@ def test_a_value_with_line_breaks_stays_on_its_row():
     assert all(line[0] in "+|" for line in lines[:-1]) and lines[-1] == "1 row"
     assert len({len(line) for line in lines[:-1]}) == 1  # aligned
     assert "diff --git a/t.py b/t.py\\nindex 1..2\\n+x z" in out.getvalue()
+
+
+def test_commands_that_take_a_run_say_it_may_be_latest_a_name_or_a_prefix():
+    import argparse
+
+    from dlprov_otel.cli import build_parser
+
+    def sub(parser, name):
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+
+    top = build_parser()
+    for command in (sub(sub(top, "prov"), "export"), sub(sub(top, "neo4j"), "load")):
+        text = " ".join(command.format_help().split())
+        assert "latest" in text and "name" in text and "prefix" in text, text
