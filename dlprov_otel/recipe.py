@@ -97,7 +97,9 @@ def entry_script() -> str | None:
     """The script the interpreter runs (``python train.py``, ``python -m pkg.mod``), if any."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if not path and sys.argv and sys.argv[0] not in ("", "-c", "-m"):
+    if not path and "ipykernel" in sys.modules:  # a notebook: argv[0] is the kernel's launcher
+        path = os.environ.get("JPY_SESSION_NAME") or None  # the notebook, as Jupyter names it
+    elif not path and sys.argv and sys.argv[0] not in ("", "-c", "-m"):
         path = sys.argv[0]
     return os.path.abspath(path) if path else None
 

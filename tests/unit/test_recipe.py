@@ -196,3 +196,19 @@ def test_undecodable_bytes_in_arguments_or_paths_become_storable_text(memory, mo
         for value in span.attributes[semconv.RECIPE_VALUES]:
             value.encode("utf-8")
     assert "caf\ufffd" in _entries(memory.kind(semconv.KIND_RECIPE))["command"][0]
+
+
+def test_a_notebook_kernel_is_not_taken_for_the_script(memory, tmp_path, monkeypatch):
+    # Jupyter runs cells with argv[0] = ipykernel_launcher.py and no __main__.__file__: the
+    # launcher is not the run's code; the notebook is, when Jupyter names it (JPY_SESSION_NAME)
+    import types
+
+    monkeypatch.delattr(sys.modules["__main__"], "__file__", raising=False)
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "ipykernel_launcher.py"), "-f", "kernel.json"])
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert recipe.entry_script() is None
+    notebook = tmp_path / "train.ipynb"
+    notebook.write_text("{}")
+    monkeypatch.setenv("JPY_SESSION_NAME", str(notebook))
+    assert recipe.entry_script() == str(notebook)
