@@ -132,6 +132,8 @@ def dataset_attributes(set_def: Set, role: SetType, elements: Sequence[Element])
         for col in columns.values():
             if len(col) == n:
                 col.append(None)
+    if len(columns) > len(names):
+        _declare(set_def, [(name, types[name]) for name in columns if name not in declared_types])
     attrs: dict[str, Any] = {
         semconv.KIND: semconv.KIND_DATASET,
         semconv.DATASET_TAG: tag,
@@ -144,6 +146,14 @@ def dataset_attributes(set_def: Set, role: SetType, elements: Sequence[Element])
     for name, col in columns.items():
         attrs[data_key(name)] = col
     return attrs
+
+
+def _declare(set_def: Set, found: list[tuple[str, AttributeType]]) -> None:
+    """Add attributes found in elements to the set's specification (optional, with the type of
+    their first value): a dataflow's columns change only through its specification, so the
+    caller records the new version before the first row that carries them."""
+    for name, attribute_type in found:
+        set_def.add_attribute(Attribute(name, attribute_type, optional=True))
 
 
 _TYPE_VALUES = {t: t.value for t in AttributeType}
@@ -240,7 +250,11 @@ class Task:
             )
         # validated and converted now, so a wrong element fails where it is written and the
         # values are those of this moment
+        known = len(set_def.attributes)
         self._pending.append((set_def.tag, dataset_attributes(set_def, role, dataset.elements)))
+        fast = self._fast.get(set_def.tag)
+        if len(set_def.attributes) != known or (fast is not None and len(fast[0]) != known):
+            self._declared(set_def.tag)
 
     def set_datasets(self, datasets: Iterable[DataSet]) -> None:
         for d in datasets:
@@ -377,13 +391,23 @@ class Task:
         role = self.transformation.role_of(set_def.tag)
         if role is None:
             raise SpecError(f"set {set_def.tag!r} is not a set of transformation {self.transformation.tag!r}")
+        known = len(set_def.attributes)
         attrs = dataset_attributes(set_def, role, dataset.elements)
+        if len(set_def.attributes) != known:
+            self._declared(set_def.tag)
         attrs.update(self._common)
         tracing.emit_dataset_span(self._ctx, set_def.tag, attrs)
 
     def fail(self, error: BaseException | str) -> None:
         """End the task as FAILED with ``error``."""
         self.end(error=error)
+
+    def _declared(self, set_tag: str) -> None:
+        """A set gained attributes (or this task's row plan predates that): record the new
+        version of the dataflow now, before the rows that carry them."""
+        self._fast.pop(set_tag, None)
+        if self.dataflow.dirty:
+            tracing.emit_dataflow(self.dataflow)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []

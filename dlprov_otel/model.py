@@ -227,6 +227,13 @@ class DataflowSpec:
                 Attribute(a["name"], a.get("type", "TEXT"), bool(a.get("optional", False)))
         return spec
 
+    def attributes_of(self, set_tag: str) -> dict[str, AttributeType]:
+        """The attributes this version declares for a set (name -> type): the columns its rows may have."""
+        s = self.sets.get(set_tag)
+        if s is None:
+            raise SpecError(f"dataflow {self.tag!r} declares no set {set_tag!r} (sets: {', '.join(sorted(self.sets))})")
+        return {a["name"]: AttributeType(a.get("type", "TEXT")) for a in s.get("attributes", [])}
+
     def merged_with(self, other: DataflowSpec) -> DataflowSpec:
         """Union of two versions: new transformations, sets and attributes are added.
 

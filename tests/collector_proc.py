@@ -17,13 +17,16 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dlprov_otel import Attribute, AttributeType, Element, Set, SetType, semconv, spool
+from dlprov_otel import Attribute, AttributeType, Dataflow, Element, Set, SetType, Transformation, semconv, spool
 from dlprov_otel.api import dataset_attributes
 from dlprov_otel.config import free_port
 
@@ -139,7 +142,12 @@ def start_collector(
         token=token,
         extra_args=list(extra_args or []),
     )
-    return col.start(health=health)
+    col.start(health=health)
+    if health == 200:  # the test payloads' dataflow: its relations come from its specification
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        status, body = post(col.url + "/v1/traces", declare_request(), headers=headers)
+        assert status == 200 and not ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans, body
+    return col
 
 
 METRICS = Set(
@@ -157,16 +165,46 @@ def loss_of(step: int) -> float:
     return round(1.0 / (step + 1), 6)
 
 
-def dataset_spans(n: int, execution_tag: str, dataflow: str = "remote", broken: set[int] | None = None) -> list:
+def dataflow_attributes(dataflow: str = "remote") -> dict:
+    """The attributes of the dataflow span of ``dataflow``: one transformation ``train`` whose
+    output is :data:`METRICS`."""
+    df = Dataflow(dataflow)
+    df.add_transformation(Transformation("train", [], [METRICS]))
+    spec = df.to_spec()
+    return {
+        semconv.KIND: semconv.KIND_DATAFLOW,
+        semconv.DATAFLOW_TAG: df.tag,
+        semconv.DATAFLOW_SPEC: spec.to_json(),
+        semconv.DATAFLOW_SPEC_HASH: spec.hash,
+    }
+
+
+def declare_request(dataflow: str = "remote") -> bytes:
+    """An encoded request holding only the dataflow span of ``dataflow`` (its specification)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "collector-test"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("tests.collector")
+    tracer.start_span(f"dataflow {dataflow}", attributes=dataflow_attributes(dataflow)).end()
+    provider.shutdown()
+    return spool.encode(memory.get_finished_spans())
+
+
+def dataset_spans(
+    n: int, execution_tag: str, dataflow: str = "remote", broken: set[int] | None = None, declare: bool = False
+) -> list:
     """``n`` finished DLProv dataset spans (one ``metrics`` element each) from a private provider.
 
     Spans whose index is in ``broken`` carry more attribute names than types (the store
-    refuses those).
+    refuses those). ``declare``: the dataflow span (its specification) comes first (a
+    collector from :func:`start_collector` has the default dataflow's already).
     """
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "collector-test"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("tests.collector")
+    if declare:
+        tracer.start_span(f"dataflow {dataflow}", attributes=dataflow_attributes(dataflow)).end()
     with tracer.start_as_current_span("task") as task_span:
         task_span.set_attribute("test.role", "parent")
         for i in range(n):
@@ -183,17 +221,21 @@ def dataset_spans(n: int, execution_tag: str, dataflow: str = "remote", broken: 
                 attrs[semconv.DATASET_TYPES] = ["NUMERIC"]
             tracer.start_span("metrics", attributes=attrs).end()
     provider.shutdown()
-    return [s for s in memory.get_finished_spans() if s.name == "metrics"]
+    return [s for s in memory.get_finished_spans() if s.name in ("metrics", f"dataflow {dataflow}")]
 
 
-def dataset_request(n: int, execution_tag: str, dataflow: str = "remote", broken: set[int] | None = None) -> bytes:
+def dataset_request(
+    n: int, execution_tag: str, dataflow: str = "remote", broken: set[int] | None = None, declare: bool = False
+) -> bytes:
     """An encoded ``ExportTraceServiceRequest`` of :func:`dataset_spans`."""
-    return spool.encode(dataset_spans(n, execution_tag, dataflow, broken))
+    return spool.encode(dataset_spans(n, execution_tag, dataflow, broken, declare))
 
 
-def post(url: str, body: bytes, ctype: str = "application/x-protobuf", timeout: float = 120) -> tuple[int, bytes]:
+def post(
+    url: str, body: bytes, ctype: str = "application/x-protobuf", timeout: float = 120, headers: dict | None = None
+) -> tuple[int, bytes]:
     """POST ``body``; returns (status, body) for any HTTP answer."""
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype})
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()

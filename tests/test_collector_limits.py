@@ -52,7 +52,7 @@ def collector(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     )
     dataflow = f"limits_{uuid.uuid4().hex[:8]}"  # the server store is shared by the session
     col.table = f'"{dataflow}".metrics'  # type: ignore[attr-defined]
-    payload = dataset_request(ROWS, "limits-base", dataflow=dataflow)
+    payload = dataset_request(ROWS, "limits-base", dataflow=dataflow, declare=True)
     status, _ = post(col.url + "/v1/traces", payload, "application/x-protobuf")
     assert status == 200
     yield col

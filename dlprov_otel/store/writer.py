@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import semconv
+from ..errors import SpecError
 from ..model import AttributeType, DataflowSpec
 from ..records import SpanRecord
 from . import schema as S
@@ -402,11 +403,15 @@ class Writer:
             self._write_relation(dataflow, set_tag, parts)
 
     def _write_relation(self, dataflow: str, set_tag: str, parts: list[Group]) -> None:
-        attrs: dict[str, AttributeType] = {}
-        for g in parts:
-            for name, t in zip(g.shape.names, g.shape.types, strict=True):
-                attrs.setdefault(name, t)
-        table_cols = self.ensure_set_table(dataflow, set_tag, [(n, t, True) for n, t in attrs.items()])
+        declared = self._declared(dataflow, set_tag)
+        names = {name for g in parts for name in g.shape.names}
+        if not names <= declared.keys():
+            raise SpecError(
+                f"set {set_tag!r} of dataflow {dataflow!r} has no attribute(s) "
+                f"{sorted(names - declared.keys())} in its specification: a dataflow's columns change only "
+                "through its specification; declare them (a new version of the dataflow) before rows that carry them"
+            )
+        table_cols = self.ensure_set_table(dataflow, set_tag, [(n, declared[n], True) for n in sorted(names)], True)
         total = sum(len(g.rows) for g in parts)
         if not total:
             return
@@ -427,6 +432,14 @@ class Writer:
             ):
                 data[c] = [None if v is None else str(v) for v in values]
         self.backend.append(dataflow, set_tag, table_cols, data, total)
+
+    def _declared(self, dataflow: str, set_tag: str) -> dict[str, AttributeType]:
+        """The attributes of a set in the stored specification of its dataflow."""
+        spec = self.current_spec(dataflow)
+        if spec is None:
+            raise SpecError(f"dataflow {dataflow!r} has no specification in this store: its relations are created "
+                            "only from its specification (Dataflow.save() sends it before the first task)")
+        return spec.attributes_of(set_tag)
 
     def _append(self, schema: str, table: str, data: dict[str, list[Any]], n: int) -> None:
         cols = self.table_columns(schema, table)

@@ -136,7 +136,7 @@ def test_two_collectors_racing_to_create_one_dataflow_lose_nothing(monetdb_url, 
     try:
         for round_ in range(3 * SCALE):
             dataflow = f"race_{round_}_{uuid.uuid4().hex[:6]}"  # a new dataflow: both create its tables
-            bodies = [dataset_request(100, f"exec-{i}", dataflow=dataflow) for i in range(2)]
+            bodies = [dataset_request(100, f"exec-{i}", dataflow=dataflow, declare=True) for i in range(2)]
             barrier = threading.Barrier(2)
 
             def send(i: int, bodies=bodies, barrier=barrier) -> tuple[int, object]:

@@ -8,7 +8,9 @@ its request is stored (a retry could never cure it: it is not answered 503):
 - **ownership**: an execution belongs to the trace that created it (its root span's trace,
   shared by all ranks of a job, and re-sent unchanged by a journal replay). A span of another
   trace that names an existing execution is refused: it cannot add rows, tasks or columns to
-  another run.
+  another run. A span that names an execution and a dataflow other than the execution's is
+  refused too. (Columns come only from a dataflow's specification: the store refuses a row
+  with attributes its set does not declare.)
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Admission:
     """Per-span checks of the collector; remembers which trace owns each execution."""
 
     def __init__(self) -> None:
-        self._owners: dict[str, str] = {}
+        self._owners: dict[str, tuple[str, str | None]] = {}  # execution -> (trace, dataflow)
         self._lock = threading.Lock()
 
     def check(
@@ -52,10 +54,14 @@ class Admission:
         kept: list[SpanRecord] = []
         for r in admitted:
             exec_tag = _execution_tag(r)
-            owner = owners.get(exec_tag) if exec_tag else None
+            owner, dataflow = owners.get(exec_tag, (None, None)) if exec_tag else (None, None)
+            named = _dataflow_tag(r)
             if owner is not None and owner != r.trace_id:
                 refused.append((r, f"execution {exec_tag!r} belongs to another run (trace {owner}); a span of "
                                    f"trace {r.trace_id} cannot add to it: record under a new execution tag"))
+            elif dataflow and named and named != dataflow:
+                refused.append((r, f"execution {exec_tag!r} is a run of dataflow {dataflow!r}; a span of it "
+                                   f"cannot name dataflow {named!r}"))
             else:
                 kept.append(r)
         return kept, refused
@@ -67,38 +73,43 @@ class Admission:
                 self._owners.clear()
             for r in records:
                 if r.kind in _CREATES and (exec_tag := _execution_tag(r)):
-                    self._owners.setdefault(exec_tag, r.trace_id)
+                    self._owners.setdefault(exec_tag, (r.trace_id, _dataflow_tag(r)))
 
-    def _owners_of(self, store: Store, records: Sequence[SpanRecord]) -> dict[str, str]:
-        """The owning trace of each execution these records name: stored, else the first
-        trace of this request that creates it."""
+    def _owners_of(self, store: Store, records: Sequence[SpanRecord]) -> dict[str, tuple[str, str | None]]:
+        """The owning trace and the dataflow of each execution these records name: stored,
+        else those of the first span of this request that creates it."""
         tags = {t for r in records if (t := _execution_tag(r))}
         if not tags:
             return {}
         with self._lock:
             owners = {t: self._owners[t] for t in tags if t in self._owners}
         unknown = sorted(tags - owners.keys())
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, str | None]] = {}
         for i in range(0, len(unknown), IN_CHUNK):
             chunk = unknown[i : i + IN_CHUNK]
             rows = store.query(
-                f"SELECT tag, trace_id FROM {store.cat(S.DATAFLOW_EXECUTION)} WHERE tag IN "
+                f"SELECT tag, trace_id, dataflow_tag FROM {store.cat(S.DATAFLOW_EXECUTION)} WHERE tag IN "
                 f"({', '.join('?' for _ in chunk)})",
                 chunk,
             ).rows
-            found.update({str(t): str(tr) for t, tr in rows if tr})
+            found.update({str(t): (str(tr), df or None) for t, tr, df in rows if tr})
         if found:
             with self._lock:
                 self._owners.update(found)
             owners.update(found)
         for r in records:  # created by this request (the first trace that does)
             if r.kind in _CREATES and (exec_tag := _execution_tag(r)) and exec_tag not in owners:
-                owners[exec_tag] = r.trace_id
+                owners[exec_tag] = (r.trace_id, _dataflow_tag(r))
         return owners
 
 
 def _execution_tag(r: SpanRecord) -> str | None:
     value: Any = r.attributes.get(semconv.EXECUTION_TAG)
+    return str(value) if value not in (None, "") else None
+
+
+def _dataflow_tag(r: SpanRecord) -> str | None:
+    value: Any = r.attributes.get(semconv.DATAFLOW_TAG)
     return str(value) if value not in (None, "") else None
 
 
