@@ -187,3 +187,23 @@ def test_a_data_file_a_load_step_read_finds_its_run(tmp_path, subprocess_env) ->
     assert out.returncode == 0, out.stderr
     assert f"sha256 {sha256(data)}" in out.stdout and f"run {tag}" in out.stdout
     assert "used by    loaddata" in out.stdout and "iinputdataset" in out.stdout
+
+
+@pytest.mark.keras
+def test_lineage_of_an_exported_savedmodel_folder(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """``model.export(dir)`` (a SavedModel folder for serving) is recorded as the training's model,
+    and ``dlprov lineage DIR`` finds the run from the folder itself."""
+    from tests.torch_helpers import run_instrumented
+
+    store, out = tmp_path / "store", tmp_path / "serving"
+    proc = run_instrumented(
+        str(Path(__file__).parent / "keras_scripts" / "export_savedmodel.py"), ["--out", str(out)],
+        subprocess_env, store, tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "saved_model.pb").is_file()
+    found = lineage(str(out), "--store", str(store), "--json", env=subprocess_env)
+    assert found.returncode == 0, found.stderr
+    (run,) = json.loads(found.stdout)["runs"]
+    assert {(a["role"], a["set"]) for a in run["artifacts"]} == {("output", "otrainedmodel")}
+    assert run["execution"]["dataflow_tag"] == "keras"

@@ -1,4 +1,4 @@
-"""The patches of ``keras.Model``: ``fit``, ``evaluate``, ``save`` and ``save_weights``.
+"""The patches of ``keras.Model``: ``fit``, ``evaluate``, ``save``, ``save_weights`` and ``export``.
 
 Each wrapper prepares the run (tasks, callbacks put between yours), calls Keras, and ends
 the run; the exception of a failing call reaches the caller unchanged.
@@ -301,6 +301,7 @@ def patch(patcher: Patcher) -> None:
         ("evaluate", _wrap_evaluate),
         ("save", _save_wrapper("model")),
         ("save_weights", _save_wrapper("weights")),
+        ("export", _save_wrapper("export")),  # a SavedModel folder (digest over its files)
         ("load_weights", _load_wrapper("weights")),
     ]
     for name, wrapper in targets:
