@@ -15,29 +15,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .digests import file_digest
 from .errors import DLProvError
 
 _TEXT_WIDTH = 100
 
 
 def file_sha256(path: str) -> str:
-    """sha256 of a file, or of a directory's files in sorted order, each after its relative
-    name and a NUL (a SavedModel folder): the digest the integrations record when they save."""
-    import hashlib
-
-    p = Path(path)
-    h = hashlib.sha256()
+    """sha256 of a file, or of a folder's files (a SavedModel folder): the digest the
+    integrations record when they save (:mod:`dlprov_otel.digests`)."""
     try:
-        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        for f in files:
-            if p.is_dir():
-                h.update(str(f.relative_to(p)).encode() + b"\0")
-            with open(f, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
+        return file_digest(path)[1]
     except OSError as exc:
         raise DLProvError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return h.hexdigest()
 
 
 def _digest_of(args: argparse.Namespace) -> tuple[str, str]:

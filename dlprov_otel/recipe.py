@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import packages, semconv
+from .digests import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +65,6 @@ Entry = tuple[str, str, str | None]  # (name, value, digest)
 
 def enabled() -> bool:
     return os.environ.get("DLPROV_RECIPE", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def storable(text: str) -> str:

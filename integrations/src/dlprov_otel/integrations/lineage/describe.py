@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
+
+from dlprov_otel.digests import file_digest
 
 logger = logging.getLogger(__name__)
 _MAX_ITEMS = 64  # leaves described per structure (a list of 10,000 files is not 10,000 rows)
@@ -174,22 +174,6 @@ def ref(row: Mapping[str, Any]) -> str:
     if row.get("fingerprint"):
         return "spec-sha256:" + row["fingerprint"]
     return str(row.get("kind") or "data") + ":" + str(row.get("data_name"))
-
-
-def file_digest(path: str | os.PathLike[str]) -> tuple[int, str]:
-    """Size in bytes and sha256 of a file (or of a directory's files, in sorted order)."""
-    p = Path(path)
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    h = hashlib.sha256()
-    size = 0
-    for f in files:
-        if p.is_dir():
-            h.update(str(f.relative_to(p)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-                size += len(chunk)
-    return size, h.hexdigest()
 
 
 __all__ = ["describe", "describe_split", "digest_array", "file_digest", "is_array", "is_tf_dataset", "leaves", "ref"]
