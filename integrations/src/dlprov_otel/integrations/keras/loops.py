@@ -89,7 +89,10 @@ class _GraphSums:
         var = self.vars.get(which)
         if var is None:
             return 0, 0.0
-        total, n = (float(v) for v in var.numpy())
+        import tensorflow as tf
+
+        with tf.init_scope():  # eager even while a tf.function is traced (a new optimizer there)
+            total, n = (float(v) for v in var.numpy())
         last_total, last_n = self.read[which]
         self.read[which] = (total, n)
         return round(n - last_n), total - last_total
@@ -170,8 +173,11 @@ class LoopRecorder:
 
     def on_optimizer(self, optimizer: Any, grads_and_vars: list[Any]) -> None:
         with self.lock:
-            if self._opt() is not None and self.task is not None:
-                if not self.epoch or self._iterations() != self.iterations:
+            # the training's optimizer may be gone: the script made a new one in its place
+            # (``optimizer = keras.optimizers.Adam(...)`` again, as the Keras guide does)
+            replaced = self._opt is not _none and self._opt() is None
+            if self.task is not None and (self._opt() is not None or replaced):
+                if not replaced and (not self.epoch or self._iterations() != self.iterations):
                     # stepping in the same pass as the first one (a GAN's two optimizers)
                     self.others = [*[r for r in self.others if r() is not None][-7:], _ref(optimizer)]
                     return

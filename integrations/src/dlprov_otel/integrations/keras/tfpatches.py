@@ -1,7 +1,8 @@
 """The patches that feed :class:`.loops.LoopRecorder` (TensorFlow custom training loops).
 
 Called once per training step (eager): ``GradientTape.gradient`` and
-``Optimizer.apply_gradients``, replaced by plain functions (``Patcher.replace``: a wrapt
+``Optimizer.apply_gradients`` / ``Optimizer.apply`` (Keras 3's ``apply(grads, variables)``, which
+the current Keras guide's loops call), replaced by plain functions (``Patcher.replace``: a wrapt
 proxy costs more than what they do); ``Loss.__call__`` and the ``tf.data`` iterator's
 ``__next__`` are the same. ``Dataset.__iter__`` (once per pass) and ``Model.__init__`` (once
 per model) are wrapped.
@@ -40,6 +41,25 @@ def _apply_gradients(orig: Callable[..., Any]) -> Callable[..., Any]:
         return orig(self, grads_and_vars, *args, **kwargs)
 
     return apply_gradients
+
+
+def _apply(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """Keras 3's ``Optimizer.apply(grads, trainable_variables=None)`` (``apply_gradients`` calls
+    it: an optimizer already known costs one check)."""
+
+    def apply(self: Any, grads: Any, trainable_variables: Any = None, *args: Any, **kwargs: Any) -> Any:
+        rec = active.recorder
+        if rec is not None and not rec.paused and not rec.knows(self):
+            grads = list(grads)  # a generator is read once: keep it for Keras
+            if trainable_variables is not None:
+                trainable_variables = list(trainable_variables)
+            variables = trainable_variables if trainable_variables is not None else getattr(
+                self, "_trainable_variables", []
+            )
+            guarded("tensorflow optimizer", rec.on_optimizer, self, list(zip(grads, variables, strict=False)))
+        return orig(self, grads, trainable_variables, *args, **kwargs)
+
+    return apply
 
 
 def _loss_call(orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -128,6 +148,7 @@ def patch_loops(patcher: Patcher) -> None:
     replaced = [
         (tf.GradientTape, "gradient", _gradient),
         (_owner(keras.optimizers.Optimizer, "apply_gradients"), "apply_gradients", _apply_gradients),
+        (_owner(keras.optimizers.Optimizer, "apply"), "apply", _apply),
         (_owner(keras.losses.Loss, "__call__"), "__call__", _loss_call),
         (iterator_ops.OwnedIterator, "__next__", _next),
     ]
