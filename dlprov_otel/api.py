@@ -20,7 +20,6 @@ from typing import Any
 
 from . import model, semconv, tracing
 from .errors import DLProvError, ElementError, SpecError
-from .journal import expand_row
 from .model import Attribute, AttributeType, Set, SetType, Transformation, known_tags, normalize_tag
 from .recorder import RowPlan
 from .values import coerce, infer_type
@@ -221,6 +220,7 @@ class Task:
         self._ctx = None
         self._common: dict[str, Any] = {}
         self._fast: dict[str, tuple] = {}  # set tag -> plan of record_row
+        self._rows: dict[str, Any] = {}  # set tag -> its row recorder (while rows may take it)
         self.error = error or None
         with _task_lock:
             _tasks_by_id[(self.exec_tag, self.id)] = self
@@ -238,6 +238,7 @@ class Task:
 
     def add_dataset(self, dataset: DataSet) -> None:
         """Queue a dataset; it is recorded at the next begin(), save() or end()."""
+        self._rows.clear()  # rows wait for the queued datasets: the general path until then
         if self.status in (semconv.FINISHED, semconv.FAILED):
             raise DLProvError(f"task {self.id!r} ({self.transformation.tag}) has ended; start a new task")
         set_def = self.dataflow.set(dataset.tag)
@@ -284,74 +285,60 @@ class Task:
         ``add_dataset`` + ``save`` would record it (the journal takes the values only; the span
         is built off this thread); False (nothing done) for anything else, which then takes
         the general path with its checks and messages."""
+        record = self._rows.get(set_tag)
+        if record is not None:
+            done = record(values)
+            if done is not None:
+                return done
+            del self._rows[set_tag]  # another pipeline since: bind again
         if self._pending or self.status is not semconv.RUNNING:
             return False
+        record = self._row_recorder(set_tag)
+        if record is None:
+            return False
+        done = record(values)
+        return bool(done)
+
+    def _row_recorder(self, set_tag: str) -> Any:
+        """The recorder of plain rows of ``set_tag`` (``Recorder.row_recorder``), bound to the
+        current pipeline; None where rows take the general path (an instrumentor's own
+        provider, a set this task does not write)."""
+        if self._span is None or tracing._provider_tracer is not None:
+            return None
         fast = self._fast.get(set_tag)
-        if fast is None or fast[5] is not tracing._state or tracing._provider_tracer is not None:
-            fast = self._fast_plan(set_tag)  # first row of the set, or another pipeline since
-            if fast is None:
-                return False
-        names, allowed, required, checks, numeric, _, emit = fast
-        keys = values.keys()
-        if not required <= keys <= allowed:
-            return False
-        row = tuple(map(values.get, names))
-        kinds = tuple(map(type, row))
-        check = checks.get(kinds)
-        if check is None:
-            check = checks[kinds] = _row_check(kinds, numeric)
-        if check is False:
-            return False
-        ints, strs = check
-        for i in ints:
-            if not -_BIG < row[i] < _BIG:
-                return False
-        for i in strs:
-            if "\x00" in row[i]:
-                return False
-        emit(row)
-        return True
-
-    def _fast_plan(self, set_tag: str) -> tuple | None:
-        if self._span is None:
-            return None
-        try:
-            set_def = self.dataflow.set(set_tag)
-        except SpecError:
-            return None
-        role = self.transformation.role_of(set_def.tag)
-        if role is None or set_def.tag != set_tag:
-            return None
-        names, types, _, optional = _plan(set_def)
-        head = {
-            semconv.KIND: semconv.KIND_DATASET,
-            semconv.DATASET_TAG: set_def.tag,
-            semconv.DATASET_ROLE: role.value,
-            semconv.DATASET_ELEMENTS: 1,
-            semconv.DATASET_ATTRIBUTES: list(names),
-            semconv.DATASET_TYPES: [_TYPE_VALUES[types[n]] for n in names],
-            **self._common,
-        }
-        numeric = tuple(types[n] is AttributeType.NUMERIC for n in names)
-        plan = RowPlan(set_tag, head, tuple(semconv.data_key(n) for n in names), numeric)
-        if tracing._provider_tracer is None:
-            emit = tracing.telemetry().recorder.row_emitter(self._span.get_span_context(), plan)
-        else:  # an instrumentor's own provider records: whole spans, on this thread
-
-            def emit(row: tuple, ctx: Any = self._ctx) -> None:
-                tracing.emit_dataset_span(ctx, set_tag, expand_row(plan.as_record(), row))
-
-        fast = (
-            names,
-            frozenset(names),
-            frozenset(n for n in names if n not in optional),
-            {},  # the value types of a row -> what to check (or False: the general path)
-            numeric,
-            tracing._state,  # the pipeline the emitter writes to
-            emit,
+        if fast is None:
+            try:
+                set_def = self.dataflow.set(set_tag)
+            except SpecError:
+                return None
+            role = self.transformation.role_of(set_def.tag)
+            if role is None or set_def.tag != set_tag:
+                return None
+            names, types, _, optional = _plan(set_def)
+            head = {
+                semconv.KIND: semconv.KIND_DATASET,
+                semconv.DATASET_TAG: set_def.tag,
+                semconv.DATASET_ROLE: role.value,
+                semconv.DATASET_ELEMENTS: 1,
+                semconv.DATASET_ATTRIBUTES: list(names),
+                semconv.DATASET_TYPES: [_TYPE_VALUES[types[n]] for n in names],
+                **self._common,
+            }
+            numeric = tuple(types[n] is AttributeType.NUMERIC for n in names)
+            plan = RowPlan(set_tag, head, tuple(semconv.data_key(n) for n in names), numeric)
+            fast = self._fast[set_tag] = (
+                names,
+                plan,
+                frozenset(names),
+                frozenset(n for n in names if n not in optional),
+            )
+        names, plan, allowed, required = fast
+        recorder = tracing.telemetry().recorder
+        record = recorder.row_recorder(
+            self._span.get_span_context(), plan, names, allowed, required, _row_check, tracing, tracing._state
         )
-        self._fast[set_tag] = fast
-        return fast
+        self._rows[set_tag] = record
+        return record
 
     def save(self) -> None:
         """Record the datasets added since the last call; the task keeps running."""
@@ -364,6 +351,7 @@ class Task:
         """Record the remaining datasets and finish the task (FAILED when ``error`` is given)."""
         if self.status in (semconv.FINISHED, semconv.FAILED):
             return
+        self._rows.clear()
         if self._span is None:
             self.begin()
         else:

@@ -169,6 +169,12 @@ class Journal:
 
         return write_row
 
+    def row_sink(self) -> tuple[int, threading.Lock, dict[SpanKey, int]]:
+        """(file descriptor, lock, uncommitted spans) for a caller that appends ``"r"`` records
+        itself, as :meth:`row_writer` does (``Recorder.row_recorder``: one frame on the hot
+        path); it then keeps ``_offset`` and ``records`` as ``row_writer`` does."""
+        return self._fd, self._lock, self._uncommitted
+
     def _finish(self, frame: bytes, written: int) -> bool:
         """A short write (disk full mid-record): finish it, or fail."""
         rest = frame[written:]

@@ -86,8 +86,10 @@ class TaskScope:
 
     def output(self, set_tag: str, rows: Any = None, **values: Any) -> None:
         """Record elements of an output set."""
-        if rows is None and values and self.task.record_row(set_tag, values):
-            return  # one plain row of a running task: the hot path (one call less)
+        if rows is None and values:  # one plain row of a running task: the hot path
+            record = self.task._rows.get(set_tag)
+            if (record is not None and record(values)) or self.task.record_row(set_tag, values):
+                return
         self._emit(set_tag, rows, values)
 
     @property

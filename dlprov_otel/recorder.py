@@ -14,13 +14,14 @@ ordinary way (executions, tasks, dataflow specifications) are journalled when th
 from __future__ import annotations
 
 import logging
+import marshal
 import os
 import random
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -29,7 +30,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from .journal import Journal, expand_row
+from .journal import _LEN, Journal, expand_row
+from .values import storable_attributes
 
 logger = logging.getLogger(__name__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -102,6 +104,7 @@ class JournalProcessor(SpanProcessor):
         return True
 
 
+_BIG = 2**53  # ints beyond this take the general path (exact float, or its error)
 POLL = 0.05  # seconds between the builder's looks at the emissions (and, at most, the delay it adds)
 
 
@@ -175,6 +178,87 @@ class Recorder:
 
         return emit
 
+    def row_recorder(
+        self,
+        parent: SpanContext,
+        plan: RowPlan,
+        names: tuple[str, ...],
+        allowed: frozenset[str],
+        required: frozenset[str],
+        row_check: Callable[[tuple[type, ...], tuple[bool, ...]], Any],
+        owner: Any,
+        state: Any,
+    ) -> Callable[[Mapping[str, Any]], bool | None]:
+        """``record(values)``: the whole hot path of ``t.output`` for rows of ``plan`` under
+        ``parent``, in one frame with every name bound here (after a training epoch the
+        caller's code and data are out of the CPU caches, and each call and lookup costs).
+
+        Checks the row (the keys ``required <= keys <= allowed``; per type signature,
+        ``row_check(types, numeric)`` says which ints to range-check and which strings to
+        check for NUL, or False), journals its values (the journal's own bookkeeping, as in
+        :meth:`Journal.row_writer`) and hands it to the builder. Returns True when recorded,
+        False when the row must take the general path, None when ``owner`` (the tracing
+        module) no longer has ``state`` as its pipeline or records with a provider of its own.
+        """
+        journal = self.journal
+        number = -1
+        if journal is not None:
+            number = self._plans.get(plan, -1)
+            if number < 0:
+                number = self._plans[plan] = journal.add_plan(plan.name, plan.head, plan.keys, plan.numeric)
+        direct = journal is not None and number >= 0
+        fd, lock, uncommitted = journal.row_sink() if direct else (-1, threading.Lock(), {})
+        dumps, pack, write, time_ns, rand = marshal.dumps, _LEN.pack, os.write, time.time_ns, _ids.getrandbits
+        trace_id, parent_id, numeric, items, checks = parent.trace_id, parent.span_id, plan.numeric, self._items, {}
+
+        def record(values: Mapping[str, Any]) -> bool | None:
+            if owner._state is not state or owner._provider_tracer is not None:
+                return None
+            keys = values.keys()
+            if not required <= keys <= allowed:
+                return False
+            row = tuple(map(values.get, names))
+            kinds = tuple(map(type, row))
+            check = checks.get(kinds)
+            if check is None:
+                check = checks[kinds] = row_check(kinds, numeric)
+            if check is False:
+                return False
+            ints, strs = check
+            for i in ints:
+                if not -_BIG < row[i] < _BIG:
+                    return False
+            for i in strs:
+                if "\x00" in row[i]:
+                    return False
+            now = time_ns()
+            span_id = rand(64) or 1
+            if direct:
+                data = dumps(("r", trace_id, span_id, parent_id, now, number, row), 2)
+                frame = pack(len(data)) + data
+                with lock:
+                    if not journal.closed:
+                        try:
+                            written = write(fd, frame)
+                        except OSError as exc:
+                            journal._write_failed(exc)
+                        else:
+                            if written == len(frame) or journal._finish(frame, written):
+                                offset = journal._offset
+                                uncommitted[(trace_id, span_id)] = offset
+                                journal._offset = offset + len(frame)
+                                journal.records += 1
+            elif journal is not None:  # the plan could not be journalled: the whole span then
+                journal.append_span(trace_id, span_id, parent_id, plan.name, now, now, self._attributes(plan, row))
+            self.emitted += 1
+            if self._stopped:  # after shutdown: build it here, the processors export inline
+                self._build((parent, span_id, plan, now, row))
+            else:
+                items.append((parent, span_id, plan, now, row))  # no wake-up (see POLL)
+            return True
+
+        return record
+
     def _hand_over(self, item: tuple) -> None:
         self.emitted += 1
         if self._stopped:  # after shutdown: build it here, the processors export inline
@@ -212,6 +296,7 @@ class Recorder:
             name, attributes = name.name, self._attributes(name, attributes)
         ctx = trace.set_span_in_context(NonRecordingSpan(parent))
         self.ids.force_next_span_id(span_id)
+        attributes = storable_attributes(attributes)  # off the caller's thread: undecodable bytes in a path
         self.tracer.start_span(name, context=ctx, attributes=attributes, start_time=ts).end(end_time=ts)
 
     def drain(self, timeout: float) -> bool:
