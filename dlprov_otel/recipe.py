@@ -38,6 +38,7 @@ from typing import Any
 
 from . import packages, semconv
 from .digests import sha256_file
+from .values import storable
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +66,6 @@ Entry = tuple[str, str, str | None]  # (name, value, digest)
 
 def enabled() -> bool:
     return os.environ.get("DLPROV_RECIPE", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def storable(text: str) -> str:
-    """``text`` as UTF-8 can carry it: the lone surrogates Linux makes of undecodable bytes in
-    argv, paths and environment values become U+FFFD (a store refuses them)."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def secret_looking(name: str) -> bool:

@@ -40,11 +40,46 @@ def to_number(value: Any) -> float | None:
     raise TypeError(f"{type(value).__name__} is not a number")
 
 
+def storable(text: str) -> str:
+    """``text`` as UTF-8 (a store, OTLP's protobuf) can carry it: the lone surrogates that Python
+    makes of undecodable bytes in paths, argv and environment values (``os.fsdecode``) become
+    U+FFFD, where they made the whole span unstorable."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a surrogate no bytes made
+            return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def storable_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """``attributes``, or a copy with every text (also inside tuples and lists) :func:`storable`."""
+    out = attributes
+    for key, value in attributes.items():
+        if type(value) is str:
+            if value.isascii():
+                continue
+            fixed: Any = storable(value)
+        elif type(value) in (tuple, list) and any(type(v) is str and not v.isascii() for v in value):
+            fixed = type(value)(storable(v) if type(v) is str else v for v in value)
+        else:
+            continue
+        if fixed != value:
+            if out is attributes:
+                out = dict(attributes)
+            out[key] = fixed
+    return out
+
+
 def to_text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value
+        return storable(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, _dt.datetime | _dt.date):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import dlprov_otel
@@ -154,3 +156,16 @@ def test_the_hot_path_skips_the_general_one(memory, monkeypatch):
                 t.output("otrainmodel", timestamp="t", elapsed_time=1.0, loss=0.1, accuracy=0.5, epoch=epoch, **V)
     assert [s.attributes[semconv.data_key("epoch")] for s in memory.kind(semconv.KIND_DATASET)] == [
         (0.0,), (1.0,), (2.0,)]
+
+
+def test_undecodable_bytes_in_a_path_become_storable_text(memory):
+    # a model saved under a file name that is not UTF-8 (Latin-1 é): Python's os.fsdecode makes a
+    # lone surrogate of the byte, which no store and no OTLP message can carry
+    path = os.fsdecode(b"/data/mod\xe8le.pt")
+    with dlprov_otel.execution("py-bytes", dataflow="mnist"):
+        with dlprov_otel.task("trainmodel") as t:
+            t.output("otrainedmodel", model_name="net", model_dir=path)
+    (row,) = [d for d in memory.kind(semconv.KIND_DATASET) if d.attributes[semconv.DATASET_TAG] == "otrainedmodel"]
+    stored = row.attributes[semconv.data_key("model_dir")]
+    assert stored == ("/data/mod\ufffdle.pt",)
+    stored[0].encode("utf-8")  # no lone surrogate left
