@@ -1,0 +1,50 @@
+"""The hot path of ``t.output`` (one closure per task and set) gives way whenever the general
+path must decide: queued datasets keep their order, and rows follow the provider in use."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import dlprov_otel
+from dlprov_otel import DataSet, Element, semconv, tracing
+
+PARAMS = {"optimizer_name": "sgd", "learning_rate": 0.1, "num_epochs": 3, "num_layers": 2}
+
+
+def row(t, epoch: int) -> None:
+    t.output("otrainmodel", timestamp="", elapsed_time=0.5, loss=0.25, accuracy=0.5, val_loss=None,
+             val_accuracy=None, epoch=epoch)
+
+
+def epochs(spans) -> list[float]:
+    return [s.attributes[semconv.data_key("epoch")][0] for s in spans
+            if s.attributes.get(semconv.DATASET_TAG) == "otrainmodel"]
+
+
+def test_rows_after_a_queued_dataset_come_after_it(memory):
+    with dlprov_otel.execution("rows-order", dataflow="mnist"):
+        with dlprov_otel.task("trainmodel", inputs={"itrainmodel": PARAMS}) as t:
+            row(t, 0)
+            t.task.add_dataset(DataSet("otrainmodel", [Element(["", 0.5, 0.25, 0.5, None, None, 1])]))  # queued
+            row(t, 2)  # records the queued one first
+            row(t, 3)
+    assert epochs(memory.spans()) == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_rows_follow_an_instrumentors_provider_and_come_back(memory):
+    other = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(other))
+    with dlprov_otel.execution("rows-provider", dataflow="mnist"):
+        with dlprov_otel.task("trainmodel", inputs={"itrainmodel": PARAMS}) as t:
+            row(t, 0)
+            tracing.use_tracer_provider(provider)
+            try:
+                row(t, 1)
+            finally:
+                tracing.use_tracer_provider(None)
+            row(t, 2)
+    assert epochs(other.get_finished_spans()) == [1.0]
+    assert epochs(memory.spans()) == [0.0, 2.0]
