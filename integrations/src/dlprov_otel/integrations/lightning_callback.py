@@ -77,6 +77,8 @@ class DLProvLightningCallback(pl.Callback):
         self._lrs: list[float | None] = []
         self._epoch_lr: float | None = None  # the rate the epoch ran with
         self._optimizer: Any = None
+        self._epoch_started: int | None = None  # the latest training epoch begun
+        self._saved_epochs: dict[str, int | None] = {}  # checkpoint path -> epoch of its weights
 
     # -- plumbing -----------------------------------------------------------------------------
     @property
@@ -121,6 +123,8 @@ class DLProvLightningCallback(pl.Callback):
         guarded("lightning train start", self._train_start, trainer, pl_module)
 
     def _train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_started, self._saved_epochs = None, {}
+        self._watch_saves(trainer)
         rec = self.rec
         opt = trainer.optimizers[0] if trainer.optimizers else None
         self._optimizer = opt
@@ -141,7 +145,22 @@ class DLProvLightningCallback(pl.Callback):
                 extra={"trainer": "lightning", "precision": str(trainer.precision)},
             )
 
+    def _watch_saves(self, trainer: pl.Trainer) -> None:
+        """Note the epoch of each checkpoint the fit writes (``trainer.save_checkpoint``, which
+        ``ModelCheckpoint`` calls): the epoch whose weights the file holds, by the convention."""
+        if "save_checkpoint" in vars(trainer):
+            return  # already watched (a second fit of the same trainer)
+        save = trainer.save_checkpoint
+
+        def save_checkpoint(filepath: Any, *args: Any, **kwargs: Any) -> Any:
+            result = save(filepath, *args, **kwargs)
+            self._saved_epochs[os.fspath(filepath)] = self._epoch_started
+            return result
+
+        trainer.save_checkpoint = save_checkpoint  # type: ignore[method-assign]
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_started = trainer.current_epoch
         self._t0 = time.perf_counter()
         self._losses = Pass()
         guarded("lightning lr", self._check_lr, trainer, False)
@@ -195,7 +214,10 @@ class DLProvLightningCallback(pl.Callback):
         ckpt = trainer.checkpoint_callback
         path = getattr(ckpt, "best_model_path", "") or getattr(ckpt, "last_model_path", "")
         if path and os.path.isfile(path):
-            self.rec.on_save(pl_module, path, content="lightning_checkpoint")
+            if path in self._saved_epochs:
+                self.rec.on_save(pl_module, path, content="lightning_checkpoint", epoch=self._saved_epochs[path])
+            else:
+                self.rec.on_save(pl_module, path, content="lightning_checkpoint")
 
     # -- test -------------------------------------------------------------------------------------
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -24,6 +24,8 @@ from ..lineage.describe import file_digest
 from .facts import unwrap_model
 from .passes import Pass
 
+_WEIGHTS_NOW: Any = object()  # on_save's default: the epoch whose weights the model holds now
+
 
 def file_path(f: Any) -> str | None:
     """The path of a file argument: a path, or an open file object that has a name."""
@@ -77,8 +79,9 @@ class SavedModels:
             return self.epoch
         return self.epoch - 1 if self.epoch > 0 else None
 
-    def on_save(self, obj: Any, f: Any, content: str | None = None) -> None:
-        """Record a saved model file as ``otrainedmodel`` of the current training."""
+    def on_save(self, obj: Any, f: Any, content: str | None = None, epoch: Any = _WEIGHTS_NOW) -> None:
+        """Record a saved model file as ``otrainedmodel`` of the current training (``epoch``: the
+        epoch whose weights it holds, when the caller knows it; else :meth:`weights_epoch`)."""
         path = file_path(f)
         if path is None:
             return  # a buffer in memory (a deep copy, a transfer), not a model file
@@ -92,7 +95,7 @@ class SavedModels:
                 "size_bytes": None,
                 "sha256": None,
                 "content": content or _content(obj),
-                "epoch": self.weights_epoch(),
+                "epoch": self.weights_epoch() if epoch is _WEIGHTS_NOW else epoch,
             }
             if isinstance(f, str | os.PathLike) or getattr(f, "closed", True):
                 self._emit_saved(row)
