@@ -229,7 +229,14 @@ def test_keras_io_timeseries_classification(tmp_path, env):
     saves = [m for m in got["otrainedmodel"] if m["producer_task_id"]]
     assert [m["epoch"] for m in saves] == improved
     assert all(Path(m["model_dir"]).name == "best_model.h5" for m in saves)
-    assert "otrainmodel" in exported(tmp_path, "keras", env)
+    # keras.models.load_model("best_model.h5"), then predict(x_test) (the accuracy comes from
+    # scikit-learn): a test of the loaded best model on the 80 test series, without metrics
+    (test,) = got["otestmodel"]
+    assert test["samples"] == 80 and test["loss"] is None
+    (given,) = [m for m in got["otrainedmodel"] if m["consumer_task_id"]]
+    assert given["consumer_task_id"] == test["task_id"] and given["sha256"] == saves[-1]["sha256"]
+    assert given["epoch"] == improved[-1]
+    assert "otestmodel" in exported(tmp_path, "keras", env)
 
 
 @pytest.mark.keras

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -225,6 +226,35 @@ def _wrap_evaluate(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> An
     return result
 
 
+_predicted: weakref.WeakSet[Any] = weakref.WeakSet()  # loaded models whose predict was recorded
+
+
+def _prepare_predict(model: Any, args: tuple, kwargs: dict) -> EvalRun | None:
+    """The first ``predict`` of a model read back by ``load_model``/``load_weights`` (the
+    keras-io examples' ``load_model(best)`` then ``predict(x_test)``): a test of that file on
+    ``x``, without metrics (the script computes them itself). Other predictions are not tests."""
+    given = loading.loaded_input(model)
+    if given is None or model in _predicted:
+        return None
+    _predicted.add(model)
+    return EvalRun(model, args[0] if args else kwargs.get("x"), None, model_input=given)
+
+
+@_paused
+def _wrap_predict(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    run = guarded("predict", _prepare_predict, instance, args, kwargs) if state.enabled else None
+    if run is None:
+        return wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        guarded("predict end", run.finish, exc)
+        raise
+    run.logs = {"samples": optional(lambda: len(result))}
+    guarded("predict end", run.finish, None)
+    return result
+
+
 def _record_save(model: Any, saved: str, args: tuple, kwargs: dict) -> None:
     path = args[0] if args else kwargs.get("filepath")
     row: dict[str, Any] = {"model_name": optional(lambda: model.name), "saved": saved}
@@ -299,6 +329,7 @@ def patch(patcher: Patcher) -> None:
     targets = [
         ("fit", _wrap_fit),
         ("evaluate", _wrap_evaluate),
+        ("predict", _wrap_predict),
         ("save", _save_wrapper("model")),
         ("save_weights", _save_wrapper("weights")),
         ("export", _save_wrapper("export")),  # a SavedModel folder (digest over its files)
