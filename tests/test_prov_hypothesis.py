@@ -75,7 +75,7 @@ def test_any_execution_round_trips(run: dict[str, Any], tmp_path_factory) -> Non
             for i, epoch in enumerate(run["epochs"]):
                 values = {"timestamp": epoch["note"], "elapsed_time": 1.0, "loss": epoch["loss"], "accuracy": 0.5,
                           "val_loss": math.nan, "val_accuracy": math.nan, "epoch": i}
-                if "extra" in epoch:  # an undeclared attribute: its column is added on the fly
+                if "extra" in epoch:  # an undeclared attribute: the SDK declares it (a new version) before its row
                     values[f"{epoch['extra'][0]}_{i}"] = epoch["extra"][1]
                 t.add_dataset(DataSet("otrainmodel", [Element(values)]))
                 t.save()

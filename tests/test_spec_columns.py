@@ -117,6 +117,20 @@ def test_undeclared_attributes_are_refused_until_the_spec_declares_them(collecto
     assert [r[0] for r in client.query(collector.url, f1)[1]] == [0.25, 0.5]
 
 
+def test_many_undeclared_spans_are_one_partial_success(collector):
+    """Refused before the store (not by bisecting a failing batch, which gives up with a 503
+    that a sender retries forever beyond 64 bad spans)."""
+    tag = f"many-undeclared-{uuid.uuid4().hex[:8]}"
+    rows = [{"step": i, "loss": 0.1, "note": "x", **({"recall": 0.5} if i % 2 else {})} for i in range(300)]
+    status, body = post(collector.url + "/v1/traces", run_request(tag, rows))
+    assert status == 200
+    count, message = rejected(body)
+    assert count == 150 and "has no attribute(s) ['recall']" in message
+    found = client.query(collector.url, f"""SELECT COUNT(*) FROM "remote".metrics WHERE execution_tag = '{tag}'""")[1]
+    assert found == [(150,)]
+    assert "recall" not in columns(collector, '"remote".metrics')
+
+
 def test_a_span_cannot_name_another_dataflow_than_its_executions(collector):
     other = Dataflow("other_flow")
     other.add_transformation(dlprov_otel.Transformation("train", [], [metrics_set()]))

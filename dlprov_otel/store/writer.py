@@ -406,11 +406,7 @@ class Writer:
         declared = self._declared(dataflow, set_tag)
         names = {name for g in parts for name in g.shape.names}
         if not names <= declared.keys():
-            raise SpecError(
-                f"set {set_tag!r} of dataflow {dataflow!r} has no attribute(s) "
-                f"{sorted(names - declared.keys())} in its specification: a dataflow's columns change only "
-                "through its specification; declare them (a new version of the dataflow) before rows that carry them"
-            )
+            raise SpecError(undeclared(dataflow, set_tag, names - declared.keys()))
         table_cols = self.ensure_set_table(dataflow, set_tag, [(n, declared[n], True) for n in sorted(names)], True)
         total = sum(len(g.rows) for g in parts)
         if not total:
@@ -437,14 +433,25 @@ class Writer:
         """The attributes of a set in the stored specification of its dataflow."""
         spec = self.current_spec(dataflow)
         if spec is None:
-            raise SpecError(f"dataflow {dataflow!r} has no specification in this store: its relations are created "
-                            "only from its specification (Dataflow.save() sends it before the first task)")
+            raise SpecError(no_spec(dataflow))
         return spec.attributes_of(set_tag)
 
     def _append(self, schema: str, table: str, data: dict[str, list[Any]], n: int) -> None:
         cols = self.table_columns(schema, table)
         full = {c: data.get(c, [None] * n) for c, _ in cols}
         self.backend.append(schema, table, cols, full, n)
+
+
+def no_spec(dataflow: str) -> str:
+    return (f"dataflow {dataflow!r} has no specification in this store: its relations are created only from its "
+            "specification (Dataflow.save() sends it before the first task)")
+
+
+def undeclared(dataflow: str, set_tag: str, names: Iterable[str]) -> str:
+    """Why a row with attributes its set does not declare is refused."""
+    return (f"set {set_tag!r} of dataflow {dataflow!r} has no attribute(s) {sorted(names)} in its specification: a "
+            "dataflow's columns change only through its specification; declare them (a new version of the dataflow) "
+            "before rows that carry them")
 
 
 def _dependencies(spec: DataflowSpec) -> set[tuple[str, str | None, str | None]]:

@@ -9,8 +9,11 @@ its request is stored (a retry could never cure it: it is not answered 503):
   shared by all ranks of a job, and re-sent unchanged by a journal replay). A span of another
   trace that names an existing execution is refused: it cannot add rows, tasks or columns to
   another run. A span that names an execution and a dataflow other than the execution's is
-  refused too. (Columns come only from a dataflow's specification: the store refuses a row
-  with attributes its set does not declare.)
+  refused too;
+- **declared columns**: a dataflow's columns change only through its specification, so a row
+  span with an attribute that its set does not declare (in the stored specification, or in a
+  dataflow span of the same request) is refused, as the store would refuse it; checked here
+  so that any number of them is one partial success, never a batch bisected into a 503.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dlprov_otel.records import SpanRecord
 from dlprov_otel.store import Store
 from dlprov_otel.store import schema as S
 from dlprov_otel.store.rows import IN_CHUNK, shape, tag
+from dlprov_otel.store.writer import no_spec, undeclared
 
 _CREATES = (semconv.KIND_EXECUTION, semconv.KIND_EXECUTION_START)
 _MAX_OWNERS = 100_000  # execution tags whose owner is remembered
@@ -36,6 +40,7 @@ class Admission:
 
     def __init__(self) -> None:
         self._owners: dict[str, tuple[str, str | None]] = {}  # execution -> (trace, dataflow)
+        self._specs: dict[str, DataflowSpec] = {}  # the latest stored version seen, per dataflow
         self._lock = threading.Lock()
 
     def check(
@@ -64,7 +69,67 @@ class Admission:
                                    f"cannot name dataflow {named!r}"))
             else:
                 kept.append(r)
-        return kept, refused
+        return self._declared_only(store, kept, refused), refused
+
+    def _declared_only(
+        self, store: Store, records: list[SpanRecord], refused: list[tuple[SpanRecord, str]]
+    ) -> list[SpanRecord]:
+        """The records but the row spans with attributes their set does not declare (those go
+        to ``refused``). One lookup per distinct (dataflow, set, attribute list) of the request."""
+        sent: dict[str, DataflowSpec] = {}  # versions this request declares
+        for r in records:
+            if r.kind == semconv.KIND_DATAFLOW:
+                spec = DataflowSpec.from_json(r.attributes[semconv.DATAFLOW_SPEC])
+                sent[spec.tag] = sent[spec.tag].merged_with(spec) if spec.tag in sent else spec
+        verdicts: dict[tuple[Any, Any, tuple[Any, ...]], str | None] = {}
+        out: list[SpanRecord] = []
+        for r in records:
+            if r.kind != semconv.KIND_DATASET:
+                out.append(r)
+                continue
+            get = r.attributes.get
+            names_sent = tuple(get(semconv.DATASET_ATTRIBUTES, ()))
+            raw = (get(semconv.DATAFLOW_TAG, ""), get(semconv.DATASET_TAG, ""), names_sent)
+            if raw not in verdicts:  # malformed() checked these: no error here
+                dataflow = tag(raw[0], "dataflow tag")
+                names = tuple(tag(n, "attribute name") for n in raw[2])
+                verdicts[raw] = self._why_undeclared(store, dataflow, tag(raw[1], "set tag"), names, sent.get(dataflow))
+            if (why := verdicts[raw]) is None:
+                out.append(r)
+            else:
+                refused.append((r, f"span {r.span_id} ({r.name!r}): {why}"))
+        return out
+
+    def _why_undeclared(
+        self, store: Store, dataflow: str, set_tag: str, names: tuple[str, ...], sent: DataflowSpec | None
+    ) -> str | None:
+        """None when the set declares all ``names``; else why not. A spec cached here is
+        read again from the store before a refusal (another writer may have extended it)."""
+        missing: set[str] = set(names)
+        for fresh in (False, True):
+            with self._lock:
+                spec = None if fresh else self._specs.get(dataflow)
+            if spec is None and (fresh or dataflow not in self._specs):
+                rows = store.query(
+                    f"SELECT spec FROM {store.cat(S.DATAFLOW_VERSION)} WHERE dataflow_tag = ? "
+                    "ORDER BY version DESC LIMIT 1",
+                    [dataflow],
+                ).rows
+                spec = DataflowSpec.from_json(rows[0][0]) if rows else None
+                if spec is not None:
+                    with self._lock:
+                        self._specs[dataflow] = spec
+            missing = set(names)
+            for version in (spec, sent):
+                if version is not None and set_tag in version.sets:
+                    missing -= version.attributes_of(set_tag).keys()
+            if not missing:
+                return None
+            if spec is None and sent is None:
+                return no_spec(dataflow)
+        if not any(v is not None and set_tag in v.sets for v in (spec, sent)):
+            return f"dataflow {dataflow!r} declares no set {set_tag!r}"
+        return undeclared(dataflow, set_tag, missing)
 
     def stored(self, records: Sequence[SpanRecord]) -> None:
         """Remember the owners of executions just stored."""
