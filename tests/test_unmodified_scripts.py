@@ -248,8 +248,11 @@ def test_keras_guide_custom_training_loop(tmp_path, env):
     got = stored(tmp_path, "keras")
     # the guide's optimizers step with Keras 3's ``optimizer.apply(grads, weights)``
     hps = got["itrainmodel"]
-    assert [(h["optimizer_name"], h["learning_rate"]) for h in hps[:2]] == [("adam", pytest.approx(1e-3))] * 2
-    first, second = ([e for e in got["otrainmodel"] if e["task_id"] == h["task_id"]] for h in hps[:2])
+    # three trainings: each `optimizer = keras.optimizers.Adam(...)` in place of the last one's, and
+    # the GAN's (its discriminator's optimizer; the generator's steps beside it)
+    assert [h["optimizer_name"] for h in hps] == ["adam"] * 3
+    assert [h["learning_rate"] for h in hps] == pytest.approx([1e-3, 1e-3, 3e-4])
+    first, second, gan = ([e for e in got["otrainmodel"] if e["task_id"] == h["task_id"]] for h in hps)
     # the first loop: a fresh model and optimizer, three epochs without metrics
     assert [e["epoch"] for e in first] == [0, 1, 2]
     assert all(e["val_accuracy"] is None for e in first)
@@ -257,4 +260,8 @@ def test_keras_guide_custom_training_loop(tmp_path, env):
     assert [e["epoch"] for e in second] == [0, 1, 2, 3]
     assert all(near(e["accuracy"], a, 4) for e, a in zip(second, train_acc, strict=True))
     assert all(near(e["val_accuracy"], a, 4) for e, a in zip(second, val_acc, strict=True))
+    (test,) = got["otestmodel"]  # no test pass: the last validation is the test
+    assert near(test["accuracy"], val_acc[-1], 4)
+    # the GAN loop breaks after 12 of its batches: one epoch, recorded at exit
+    assert [e["epoch"] for e in gan] == [0]
     assert "otrainmodel" in exported(tmp_path, "keras", env)
