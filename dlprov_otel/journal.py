@@ -40,7 +40,7 @@ import secrets
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,43 +136,18 @@ class Journal:
 
     def add_plan(self, name: str, head: dict[str, Any], keys: tuple[str, ...], numeric: tuple[bool, ...]) -> int:
         """Journal the constant part of rows (see :func:`expand_row`); returns its number for
-        :meth:`row_writer` (-1 when it could not be written: rows then go as whole spans)."""
+        :meth:`row_sink` (-1 when it could not be written: rows then go as whole spans)."""
         with self._lock:
             number = self._plans
             self._plans += 1
         return number if self._append(("p", number, name, head, keys, numeric), None) else -1
 
-    def row_writer(self, trace_id: int, parent_id: int, plan: int) -> Callable[[int, int, tuple], bool]:
-        """``write(span_id, ts, values) -> bool``: appends rows of plan ``plan`` under one parent
-        span; the hot path of ``t.output``, so everything it needs is bound once here."""
-        dumps, pack, write, lock, fd = _dumps, _LEN.pack, _write, self._lock, self._fd
-        uncommitted = self._uncommitted
-
-        def write_row(span_id: int, ts: int, values: tuple) -> bool:
-            data = dumps(("r", trace_id, span_id, parent_id, ts, plan, values), 2)
-            frame = pack(len(data)) + data
-            with lock:
-                if self.closed:
-                    return False
-                try:
-                    written = write(fd, frame)
-                except OSError as exc:
-                    self._write_failed(exc)
-                    return False
-                if written != len(frame) and not self._finish(frame, written):
-                    return False
-                offset = self._offset
-                uncommitted[(trace_id, span_id)] = offset
-                self._offset = offset + len(frame)
-                self.records += 1
-            return True
-
-        return write_row
-
     def row_sink(self) -> tuple[int, threading.Lock, dict[SpanKey, int]]:
-        """(file descriptor, lock, uncommitted spans) for a caller that appends ``"r"`` records
-        itself, as :meth:`row_writer` does (``Recorder.row_recorder``: one frame on the hot
-        path); it then keeps ``_offset`` and ``records`` as ``row_writer`` does."""
+        """(file descriptor, lock, uncommitted spans) for the caller that appends ``"r"``
+        records itself (``Recorder.row_recorder``: one frame on the hot path). Under the lock,
+        unless ``closed``: one ``os.write`` of the frame (a short write finished by
+        :meth:`_finish`, an ``OSError`` handed to :meth:`_write_failed`), then the span's
+        offset into the uncommitted spans, ``_offset`` advanced and ``records`` counted."""
         return self._fd, self._lock, self._uncommitted
 
     def _finish(self, frame: bytes, written: int) -> bool:
@@ -263,10 +238,6 @@ class Journal:
 
     def _after_fork_in_child(self) -> None:
         self.closed = True  # a forked worker (DataLoader) never writes into its parent's journal
-
-
-_dumps = marshal.dumps
-_write = os.write
 
 
 def expand_row(plan: tuple, values: tuple) -> dict[str, Any]:

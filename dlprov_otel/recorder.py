@@ -2,7 +2,7 @@
 
 A dataset emission (one epoch row, one learning-rate change, ...) costs the caller a
 ``marshal`` and one ``os.write`` to the journal (:mod:`dlprov_otel.journal`) plus a deque
-append; a row of a running task (:meth:`Recorder.row_emitter`, the hot path of ``t.output``)
+append; a row of a running task (:meth:`Recorder.row_recorder`, the hot path of ``t.output``)
 journals only its values, its constant attributes once per set and task. A background
 thread, which the caller never wakes (it looks every ``POLL`` seconds, and at once on a
 flush), then builds the real OpenTelemetry span, with the same ids and times, so every span
@@ -147,37 +147,6 @@ class Recorder:
             self.journal.append_span(parent.trace_id, span_id, parent.span_id, name, now, now, attributes)
         self._hand_over((parent, span_id, name, now, attributes))
 
-    def row_emitter(self, parent: SpanContext, plan: RowPlan) -> Callable[[tuple], None]:
-        """``emit(values)`` for rows of ``plan`` under ``parent`` (a task's span): the hot path
-        of ``t.output``, everything bound once here. The journal takes the values only (the
-        plan is journalled once); the builder makes the span."""
-        journal = self.journal
-        write_row = None
-        if journal is not None:
-            number = self._plans.get(plan)
-            if number is None:
-                number = self._plans[plan] = journal.add_plan(plan.name, plan.head, plan.keys, plan.numeric)
-            if number >= 0:
-                write_row = journal.row_writer(parent.trace_id, parent.span_id, number)
-        time_ns, new_id, items = time.time_ns, new_span_id, self._items
-
-        def emit(values: tuple) -> None:
-            now = time_ns()
-            span_id = new_id()
-            if write_row is not None:
-                write_row(span_id, now, values)
-            elif journal is not None:  # the plan could not be journalled: the whole span then
-                journal.append_span(
-                    parent.trace_id, span_id, parent.span_id, plan.name, now, now, self._attributes(plan, values)
-                )
-            self.emitted += 1
-            if self._stopped:  # after shutdown: build it here, the processors export inline
-                self._build((parent, span_id, plan, now, values))
-            else:
-                items.append((parent, span_id, plan, now, values))  # no wake-up (see POLL)
-
-        return emit
-
     def row_recorder(
         self,
         parent: SpanContext,
@@ -195,8 +164,8 @@ class Recorder:
 
         Checks the row (the keys ``required <= keys <= allowed``; per type signature,
         ``row_check(types, numeric)`` says which ints to range-check and which strings to
-        check for NUL, or False), journals its values (the journal's own bookkeeping, as in
-        :meth:`Journal.row_writer`) and hands it to the builder. Returns True when recorded,
+        check for NUL, or False), journals its values (with the journal's own bookkeeping, see
+        :meth:`Journal.row_sink`) and hands it to the builder. Returns True when recorded,
         False when the row must take the general path, None when ``owner`` (the tracing
         module) no longer has ``state`` as its pipeline or records with a provider of its own.
         """
