@@ -231,12 +231,12 @@ def resolve_execution(store: Store, ref: str) -> Execution:
     """The execution ``ref`` names: its tag, ``latest`` (the newest run), its name
     (``DLPROV_RUN_NAME``), or a prefix of one tag. Raises :class:`ExecutionLookupError` with one
     line: the candidates of an ambiguous name or prefix, or the known tags."""
+    for tag in dict.fromkeys((str(ref), str(ref).strip())):  # the tag as given (even blanks), as typed
+        if tag and (found := executions(store, tag=tag)):
+            return found[0]
     ref = str(ref).strip()
     if not ref:
         raise ExecutionLookupError("no execution given: a tag, 'latest', a run name or a prefix of a tag")
-    found = executions(store, tag=ref)
-    if found:
-        return found[0]
     runs = executions(store, newest_first=True)
     if not runs:
         raise ExecutionLookupError(f"unknown execution {ref!r}: {store.url} has no executions yet")

@@ -222,3 +222,14 @@ def test_a_running_task_is_linked_alike_in_both_views(dlprov) -> None:
     assert dlprov_otel.flush()
     assert ("otrainset", "2", "3") in _drawn_used(dlprov.store, "live-run")
     assert _drawn_used(dlprov.store, "live-run") == _prov_used(dlprov.store, "live-run")
+
+
+def test_an_execution_is_found_by_its_tag_latest_its_name_or_a_prefix(dlprov, store_dir: Path) -> None:
+    record_seed_flow(store_dir, epochs=1, exec_tag="\r")  # a tag of blanks is a tag all the same
+    record_seed_flow(store_dir, epochs=1, exec_tag="mnist-20261201-101010-ab12")
+    store = dlprov.store
+    assert readmodel.resolve_execution(store, "\r").tag == "\r"
+    assert readmodel.resolve_execution(store, " latest ").tag == "mnist-20261201-101010-ab12"
+    assert readmodel.resolve_execution(store, "mnist-2026").tag == "mnist-20261201-101010-ab12"
+    with pytest.raises(readmodel.ExecutionLookupError, match="unknown execution 'nope'"):
+        readmodel.resolve_execution(store, "nope")
