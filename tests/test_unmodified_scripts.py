@@ -107,6 +107,25 @@ def test_pytorch_examples_mnist(tmp_path, env):
     assert "otrainmodel" in text and "oadaptation" in text and "otestmodel" in text
 
 
+@pytest.mark.torch
+def test_pytorch_examples_mnist_dry_run(tmp_path, env):
+    """``--dry-run`` (what pytorch/examples' own CI runs): ``break`` after the first batch of
+    each epoch, so no training DataLoader pass runs out; each epoch is recorded all the same."""
+    out = run("pytorch_mnist/main.py", ["--epochs", "3", "--dry-run"], env, tmp_path)
+    tests = floats(r"Test set: Average loss: ([\d.]+),", out)
+    first_losses = floats(r"Train Epoch: \d+ \[0/\d+ \(0%\)\]\s+Loss: ([\d.]+)", out)
+    assert len(tests) == len(first_losses) == 3
+    got = stored(tmp_path, "torch")
+    epochs = got["otrainmodel"]
+    assert [e["epoch"] for e in epochs] == [0, 1, 2]
+    assert all(e["steps"] == 1 for e in epochs)
+    assert all(near(e["loss"], v, 6) for e, v in zip(epochs, first_losses, strict=True))
+    assert all(near(e["val_loss"], v, 4) for e, v in zip(epochs, tests, strict=True))
+    assert [a["epoch"] for a in got["oadaptation"]] == [0, 1, 2]
+    (test,) = got["otestmodel"]
+    assert near(test["loss"], tests[-1], 4)
+
+
 def _corpus(root: Path) -> Path:
     """A tiny text corpus in wikitext-2's layout (train/valid/test.txt, one sentence a line)."""
     rng = random.Random(0)

@@ -209,13 +209,26 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases, ExplicitCalls):
             info = self.loader_info(loader)
             p = Pass(loader, info, grad)
             p.t0 = t0
-            # a pass of the same loader that never finished (break) is abandoned
-            self._stack = [q for q in self._stack if q.loader is None or q.loader() is not loader][-7:]
+            # a pass of the same loader that never finished (break) is abandoned; a training pass
+            # cut short (``if args.dry_run: break``, a batch limit) ended its epoch all the same
+            left = [q for q in self._stack if q.loader is not None and q.loader() is loader]
+            self._stack = [q for q in self._stack if q not in left][-7:]
             self.passes = {k: q for k, q in self.passes.items() if q in self._stack}
+            self._end_left_passes(left)
             self.passes[id(iterator)] = p
             self._stack.append(p)
             self._cur = p
             self._beats += 1
+
+    def _end_left_passes(self, left: list[Pass]) -> None:
+        """Training passes left by ``break``: their epochs, whose evaluations came while they
+        were left open (already in their rows), then the rate changes after them."""
+        for q in left:
+            if q.steps:
+                self._end_train_pass(q, None)
+                self.flush_pending()
+                if self._adaptations and not any(s.steps for s in self._stack):
+                    self._flush_adaptations()
 
     def on_pass_end(self, iterator: Any) -> None:
         with self.lock:
@@ -418,6 +431,13 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases, ExplicitCalls):
         """Emit what is pending and end the ``trainmodel`` task. The last evaluation is the
         test when no evaluation followed the last validation."""
         with self.lock:
+            left = [q for q in self._stack if q.steps]  # the last training pass, cut short by ``break``
+            if left:
+                self._stack = [q for q in self._stack if not q.steps]
+                self.passes = {k: q for k, q in self.passes.items() if q in self._stack}
+                self._cur = self._stack[-1] if self._stack else self._orphan
+                if error is None and self.train_task is not None:  # a failed epoch is no epoch
+                    self._end_left_passes(left)
             if not self._stack and self._orphan.eval_calls:
                 self._close_orphan()  # the evaluation outside a DataLoader that ended the script
             self.flush_pending()
