@@ -4,9 +4,9 @@
 (``packages_distributions()`` ~0.23 s and ``version()`` ~10 ms a call with TensorFlow and
 torch installed). A run's recipe needs both for every imported package, so one pass over the
 distributions builds the whole catalogue, and it is kept in ``~/.cache/dlprov/packages/``
-under a key made of ``sys.path`` and the modification times of its folders: installing,
-upgrading or removing a package changes its folder, and so the key. A cache that cannot be
-read or written only costs the pass again.
+under a key made of ``sys.path`` and the modification times of its package folders:
+installing, upgrading or removing a package changes its folder, and so the key. A cache that
+cannot be read or written only costs the pass again.
 """
 
 from __future__ import annotations
@@ -34,12 +34,17 @@ def cache_dir() -> Path:
 
 
 def _key() -> str:
+    """``sys.path``, and the modification times of its package folders (``site-packages``,
+    ``dist-packages``): an install, upgrade or removal changes them. Other entries (the script's
+    folder, where a run writes its files; a checkout on the path) count by name only."""
     h = hashlib.sha256(sys.version.encode())
     for entry in sys.path:
-        try:
-            stamp = os.stat(entry or ".").st_mtime_ns
-        except OSError:
-            stamp = -1
+        stamp = -1
+        if os.path.basename(entry.rstrip(os.sep)) in ("site-packages", "dist-packages"):
+            try:
+                stamp = os.stat(entry).st_mtime_ns
+            except OSError:
+                pass
         h.update(f"{entry}\0{stamp}\n".encode())
     return h.hexdigest()[:24]
 

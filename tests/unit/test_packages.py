@@ -33,7 +33,7 @@ def _install_fake(site, name: str, ver: str) -> None:
 def test_installing_a_package_renews_the_catalogue(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("DLPROV_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(packages, "_memo", {})  # what this process read before, from elsewhere
-    site = tmp_path / "site"
+    site = tmp_path / "site-packages"
     site.mkdir()
     monkeypatch.setattr(sys, "path", [str(site), *sys.path])
     assert packages.versions({"fakepkg_one"}) == {}
@@ -49,3 +49,14 @@ def test_an_unreadable_cache_costs_only_a_new_pass(monkeypatch, tmp_path) -> Non
         f.write_text("{not json")
     packages._memo.clear()
     assert packages.versions({"pytest"}) == first != {}
+
+
+def test_files_written_beside_the_script_keep_the_catalogue(monkeypatch, tmp_path) -> None:
+    # sys.path[0] is the script's folder, where a run writes its store and its model files
+    script_dir = tmp_path / "project"
+    script_dir.mkdir()
+    monkeypatch.setattr(sys, "path", [str(script_dir), *sys.path])
+    before = packages._key()
+    (script_dir / "dlprov-data").mkdir()
+    (script_dir / "model.keras").write_bytes(b"x")
+    assert packages._key() == before
