@@ -159,10 +159,11 @@ def test_pytorch_examples_word_language_model(tmp_path, env):
     assert changes, "this corpus and --lr 40 make the script anneal at least once"
     adaptations = [(a["epoch"], a["old_learning_rate"], a["new_learning_rate"]) for a in got["oadaptation"]]
     assert adaptations[: len(changes)] == changes
-    # each epoch either saved the model (torch.save(model, f) to an open file) or annealed
+    # each epoch either saved the model (torch.save(model, f) to an open file) or annealed; an
+    # anneal after the last epoch is not seen (no manual update follows to show the new rate)
     saves = [m for m in got["otrainedmodel"] if m["producer_task_id"]]
-    assert len(saves) + len(got["oadaptation"]) == 4
-    assert {m["epoch"] for m in saves}.isdisjoint({a["epoch"] for a in got["oadaptation"]})
+    saved, annealed = {m["epoch"] for m in saves}, {a["epoch"] for a in got["oadaptation"]}
+    assert saved.isdisjoint(annealed) and {0, 1, 2} <= saved | annealed <= {0, 1, 2, 3}
     (test,) = got["otestmodel"]
     assert near(test["loss"], test_loss, 2)
     (loaded,) = [m for m in got["otrainedmodel"] if m["consumer_task_id"]]  # torch.load(f) of the best
