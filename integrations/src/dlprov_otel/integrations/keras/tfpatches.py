@@ -53,8 +53,8 @@ def _apply(orig: Callable[..., Any]) -> Callable[..., Any]:
             grads = list(grads)  # a generator is read once: keep it for Keras
             if trainable_variables is not None:
                 trainable_variables = list(trainable_variables)
-            variables = trainable_variables if trainable_variables is not None else getattr(
-                self, "_trainable_variables", []
+            variables = (
+                trainable_variables if trainable_variables is not None else getattr(self, "_trainable_variables", [])
             )
             guarded("tensorflow optimizer", rec.on_optimizer, self, list(zip(grads, variables, strict=False)))
         return orig(self, grads, trainable_variables, *args, **kwargs)
