@@ -68,6 +68,19 @@ def exported(tmp_path: Path, dataflow: str, env: dict[str, str]) -> str:
     return next(out.glob("*.json")).read_text()
 
 
+def used_by(text: str, activity: str) -> list[str]:
+    """The sets of the entities that the activities labelled ``activity`` used, in PROV-JSON."""
+    import json
+
+    doc = json.loads(text)
+    labels = {k: str(v.get("prov:label", "")) for k, v in {**doc["entity"], **doc["activity"]}.items()}
+    return sorted(
+        labels.get(u["prov:entity"], "").split(" ")[0]
+        for u in doc.get("used", {}).values()
+        if labels.get(u["prov:activity"], "").split(" ")[0] == activity
+    )
+
+
 def near(stored_value: float | None, printed: float, decimals: int) -> bool:
     """A stored value equals a value the script printed with ``decimals`` decimals."""
     if stored_value is None or math.isnan(stored_value):
@@ -105,6 +118,9 @@ def test_pytorch_examples_mnist(tmp_path, env):
     assert saved["size_bytes"] == (tmp_path / "cwd" / "mnist_cnn.pt").stat().st_size
     text = exported(tmp_path, "torch", env)
     assert "otrainmodel" in text and "oadaptation" in text and "otestmodel" in text
+    # two datasets loaded apart (no split): each activity used the data it read, the test the model
+    assert used_by(text, "trainmodel") == ["itrainmodel", "otrainset"]
+    assert used_by(text, "testmodel") == ["otestset", "otrainedmodel"]
 
 
 @pytest.mark.torch
@@ -196,7 +212,9 @@ def test_lightning_reduce_lr_on_plateau_and_model_checkpoint(tmp_path, env):
     assert Path(best["model_dir"]).name.startswith(f"epoch={best_epoch}-")
     assert best["epoch"] == int(best_epoch)
     text = exported(tmp_path, "torch", env)
-    assert "otestmodel" in text and "otrainedmodel" in text
+    # the test activity used its data and the best checkpoint it loaded (issue 16)
+    assert used_by(text, "trainmodel") == ["itrainmodel", "otrainset"]
+    assert used_by(text, "testmodel") == ["otestset", "otrainedmodel"]
 
 
 # -- Keras / TensorFlow ---------------------------------------------------------------------------

@@ -236,7 +236,8 @@ class DLProvLightningCallback(pl.Callback):
         loaders = trainer.test_dataloaders
         loader = loaders[0] if isinstance(loaders, list | tuple) and loaders else loaders
         if loader is not None and hasattr(loader, "dataset"):
-            row["_producer"] = self.rec.loader_info(loader).producer
+            info = self.rec.loader_info(loader)
+            row["_producer"], row["_given"] = info.producer, info.given
         with self.rec.lock:
             self.rec.emit_test(row)
 

@@ -114,6 +114,9 @@ class DataLineage:
             info = self._loaders[loader] = LoaderInfo(loader)
             try:
                 info.producer = self.producer_of(loader.dataset, info.shuffle)
+                if info.producer is not None and info.producer[1] == "loaddata":
+                    # no split made it: the training or test using it is given it as its set
+                    info.given = {"ref": dataset_ref(loader.dataset), "num_samples": info.samples}
             except Exception as exc:  # the epochs are still worth recording without lineage
                 report("torch DataLoader", exc)
         return info

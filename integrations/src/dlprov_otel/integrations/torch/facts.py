@@ -46,7 +46,7 @@ def reference(obj: Any) -> Callable[[], Any]:
 
 
 class LoaderInfo:
-    __slots__ = ("batch_size", "drop_last", "num_workers", "producer", "sampler", "samples", "shuffle")
+    __slots__ = ("batch_size", "drop_last", "given", "num_workers", "producer", "sampler", "samples", "shuffle")
 
     def __init__(self, loader: Any) -> None:
         import torch.utils.data as tud
@@ -62,6 +62,7 @@ class LoaderInfo:
         except Exception:
             self.samples = None
         self.producer: Producer | None = None
+        self.given: dict[str, Any] | None = None  # a dataset loaded whole (no split): its reference
 
     def facts(self) -> dict[str, Any]:
         return {

@@ -288,6 +288,7 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases, ExplicitCalls):
             "samples": samples,
             "batches": batches,
             "_producer": p.info.producer if p.info else None,
+            "_given": p.info.given if p.info else None,
         }
         training = next((q for q in reversed(self._stack) if q.steps), None)
         if training is not None:  # a validation within the epoch: the epoch's row keeps the last
@@ -346,6 +347,9 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases, ExplicitCalls):
         deps = [loader_info.producer] if loader_info is not None and loader_info.producer else []
         task = self._task("trainmodel", tid, deps)
         if self.primary:
+            if loader_info is not None and loader_info.given:  # a dataset loaded whole: the training set
+                given = {"trainset": loader_info.given["ref"], "num_samples": loader_info.given["num_samples"]}
+                task.add_dataset(DataSet("otrainset", [given]))
             row = self._hyperparameters(loader_info, optimizer, model, num_epochs)
             row.update(extra or {})
             row.update(self.params)
@@ -412,6 +416,7 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases, ExplicitCalls):
         """A ``testmodel`` task with one ``otestmodel`` row."""
         row = dict(row)
         producer = row.pop("_producer", None)
+        given = row.pop("_given", None)
         deps: list[Producer] = []
         trained = self.train_task or self.last_train_task
         if self.loaded is None and trained is not None:  # the model this process trained
@@ -421,6 +426,8 @@ class Recorder(DataLineage, LearningRates, SavedModels, Phases, ExplicitCalls):
         task = self._task("testmodel", self._next_id("testmodel", per_rank=True), deps)
         if self.loaded is not None:  # the model file read back by torch.load
             task.add_dataset(DataSet("otrainedmodel", [dict(self.loaded)]))
+        if given:  # a dataset loaded whole (no split): the test set
+            task.add_dataset(DataSet("otestset", [{"testset": given["ref"], "num_samples": given["num_samples"]}]))
         task.begin()
         task.add_dataset(DataSet("otestmodel", [row]))
         task.end()
