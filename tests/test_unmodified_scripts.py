@@ -274,7 +274,8 @@ def test_keras_io_timeseries_classification(tmp_path, env):
     (given,) = [m for m in got["otrainedmodel"] if m["consumer_task_id"]]
     assert given["consumer_task_id"] == test["task_id"] and given["sha256"] == saves[-1]["sha256"]
     assert given["epoch"] == improved[-1]
-    assert "otestmodel" in exported(tmp_path, "keras", env)
+    # in PROV the test used x_test and the very model entity the training generated
+    assert used_by(exported(tmp_path, "keras", env), "testmodel") == ["otestset", "otrainedmodel"]
 
 
 @pytest.mark.keras
