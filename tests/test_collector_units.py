@@ -225,3 +225,30 @@ def test_router_mounts_apps_side_by_side():
     assert missing.status == 404 and json.loads(missing.body)["error"].startswith("no such endpoint /v1/sql")
     # without the ingest app, spans are not taken
     assert Router([Pages()]).find("POST", "/v1/traces").status == 404
+
+
+def test_two_requests_creating_one_new_execution_tag_the_first_owns_it(tmp_path):
+    """Two runs (traces) pick the same new tag and their first requests reach the collector at
+    once: the first one admitted owns the execution, before either is stored."""
+    from dlprov_otel import semconv
+    from dlprov_otel.collector.admission import Admission
+    from dlprov_otel.records import SpanRecord
+    from dlprov_otel.store import open_store
+
+    def creating(trace: str) -> SpanRecord:
+        attrs = {semconv.KIND: semconv.KIND_EXECUTION_START, semconv.EXECUTION_TAG: "run-1",
+                 semconv.DATAFLOW_TAG: "mnist"}
+        return SpanRecord(trace, trace[:16], None, "execution.start", 1, 1, attrs)
+
+    store = open_store(tmp_path / "store")
+    try:
+        admission = Admission()
+        first_admitted, first_refused = admission.check(store, [creating("a" * 32)])
+        second_admitted, second_refused = admission.check(store, [creating("b" * 32)])
+        again, _ = admission.check(store, [creating("a" * 32)])  # the owner's retry
+    finally:
+        store.close()
+    assert len(first_admitted) == 1 and not first_refused
+    assert not second_admitted
+    assert "belongs to another run" in second_refused[0][1]
+    assert len(again) == 1

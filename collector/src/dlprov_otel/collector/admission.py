@@ -132,7 +132,7 @@ class Admission:
         return undeclared(dataflow, set_tag, missing)
 
     def stored(self, records: Sequence[SpanRecord]) -> None:
-        """Remember the owners of executions just stored."""
+        """Remember the owners of executions just stored (claimed already when admitted)."""
         with self._lock:
             if len(self._owners) > _MAX_OWNERS:
                 self._owners.clear()
@@ -162,9 +162,14 @@ class Admission:
             with self._lock:
                 self._owners.update(found)
             owners.update(found)
+        created: dict[str, tuple[str, str | None]] = {}
         for r in records:  # created by this request (the first trace that does)
             if r.kind in _CREATES and (exec_tag := _execution_tag(r)) and exec_tag not in owners:
-                owners[exec_tag] = (r.trace_id, _dataflow_tag(r))
+                created.setdefault(exec_tag, (r.trace_id, _dataflow_tag(r)))
+        if created:  # claimed at once: a concurrent request creating the same tag finds the claim
+            with self._lock:
+                for exec_tag, claim in created.items():
+                    owners[exec_tag] = self._owners.setdefault(exec_tag, claim)
         return owners
 
 
