@@ -77,7 +77,7 @@ def ordering_violations(doc: dict[str, Any]) -> list[str]:
 
 def model_inputs_by_sparql(ttl: Path) -> dict[str, set[str]]:
     g = rdflib.Graph()
-    g.parse(ttl, format="turtle")
+    g.parse(ttl, format="json-ld" if ttl.suffix == ".jsonld" else "turtle")
     generated = g.query(
         PREFIXES + 'SELECT ?a WHERE { ?m dlprov:ds_tag "otrainedmodel" . ?m prov:wasGeneratedBy ?a . '
         '?a dlprov:dt_tag "trainmodel" }'
@@ -134,10 +134,11 @@ def test_whole_documents_respect_the_ordering_constraints(dlprov, store_dir, tmp
     assert others and all("dlprov:span_end" not in a for a in others)
 
 
-def test_rdf_lineage_queries_find_the_model_inputs(dlprov, store_dir, tmp_path) -> None:
+@pytest.mark.parametrize("fmt", ["rdf", "jsonld"])
+def test_rdf_lineage_queries_find_the_model_inputs(dlprov, store_dir, tmp_path, fmt) -> None:
     tag = record_seed_flow(store_dir, epochs=2)
-    (ttl,) = export(dlprov.store, execution=tag, formats=("rdf",), out_dir=tmp_path)
-    found = model_inputs_by_sparql(ttl)
+    (path,) = export(dlprov.store, execution=tag, formats=(fmt,), out_dir=tmp_path)
+    found = model_inputs_by_sparql(path)
     assert len(found["generated_by"]) == 1
     assert {"itrainmodel", "otrainset"} <= found["ancestors"]
     assert {"iinputdataset", "isplitconfig", "oloaddata"} <= found["ancestors"]  # transitively

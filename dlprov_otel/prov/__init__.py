@@ -102,6 +102,11 @@ def write(doc: ProvDocument, path: str | os.PathLike[str], fmt: str) -> Path:
             from .rdf import turtle
 
             text = turtle(doc)  # the unqualified relations beside the qualified ones
+        elif fmt == "jsonld":
+            _require("rdflib", "jsonld")
+            from .rdf import rdf_graph
+
+            text = rdf_graph(doc).serialize(format="json-ld")  # the same triples as the Turtle
         elif fmt == "xml":
             _require("lxml", "xml")
             text = doc.serialize(format="xml")
