@@ -20,7 +20,6 @@ from .api import Dataflow, DataSet, Element, Task
 _task_counter = 0
 F = TypeVar("F", bound=Callable[..., Any])
 default_execution_tag = tracing.default_execution_tag
-new_execution_tag = tracing.default_execution_tag
 current_execution_tag = tracing.current_execution_tag
 current_execution = tracing.current_execution
 

@@ -465,6 +465,5 @@ __all__ = [
     "package_entries",
     "secret_looking",
     "seeds",
-    "sha256_file",
     "wait_background",
 ]

@@ -375,8 +375,6 @@ def default_execution_tag(dataflow: str) -> str:
     return f"{dataflow}-{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
 
 
-new_execution_tag = default_execution_tag  # the name before default_execution_tag
-
 
 def run_name(name: str | None = None) -> str | None:
     """The run's name: ``name``, else ``$DLPROV_RUN_NAME``, else none."""

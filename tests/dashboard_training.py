@@ -28,7 +28,7 @@ import numpy as np
 
 import dlprov_otel
 from dlprov_otel import Dataflow, DataSet, Element, Task
-from dlprov_otel.pythonic import new_execution_tag
+from dlprov_otel.pythonic import default_execution_tag
 from dlprov_otel.tracing import execution_for
 
 DATAFLOW = "mnist"
@@ -51,7 +51,7 @@ class DigitsRun:
         self.batch_size = batch_size
         self.adapt_at = {adapt_at} if isinstance(adapt_at, int) else set(adapt_at or ())
         self.rng = np.random.default_rng(seed)
-        self.tag = new_execution_tag(DATAFLOW)
+        self.tag = default_execution_tag(DATAFLOW)
         self.done = 0
         self.history: list[dict[str, float]] = []
         self.test: dict[str, float] = {}

@@ -24,7 +24,7 @@ from typing import Any
 import dlprov_otel
 from dlprov_otel.errors import DLProvError
 from dlprov_otel.store.schema import example_queries
-from dlprov_otel.tracing import new_execution_tag
+from dlprov_otel.tracing import default_execution_tag
 
 from .keras import KerasInstrumentor
 from .lineage import load_data, split_data
@@ -272,7 +272,7 @@ def run_demo(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     telemetry = dlprov_otel.configure(store=os.fspath(store) if store is not None else default_store_url())
-    exec_tag = new_execution_tag(DATAFLOW)
+    exec_tag = default_execution_tag(DATAFLOW)
     instrumentor = KerasInstrumentor()
     was_on = instrumentor.is_instrumented_by_opentelemetry
     previous = instrumentor.settings.as_kwargs() if was_on and instrumentor.settings else {}
