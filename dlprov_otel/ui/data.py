@@ -14,11 +14,11 @@ from typing import Any
 from dlprov_otel.errors import DLProvError
 from dlprov_otel.model import DataflowSpec
 from dlprov_otel.store import Store, readmodel, schema
+from dlprov_otel.store.liveness import KILLED, effective_status, killed_after_s, now, run_state, seconds
 from dlprov_otel.store.readmodel import Execution, Hardware
 from dlprov_otel.store.schema import INTERNAL_COLUMNS, RESERVED_COLUMNS, is_numeric
 
 from .lineage import build_lineage
-from .liveness import KILLED, effective_status, killed_after_s, now, run_state, seconds
 
 # The predefined DL dataflow's sets the dashboard gives a meaning to.
 HYPERPARAMETER_SET = "itrainmodel"
