@@ -16,7 +16,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from . import recipe
+from . import drain, recipe
 from .journal import Journal
 from .processor import LosslessSpanProcessor
 from .recorder import Recorder
@@ -37,6 +37,7 @@ class Telemetry:
     pending_store: Any = None  # a PendingStore when exporting in-process
     exporter: Any = None
     replay: tuple[threading.Thread, threading.Event] | None = None  # of dead processes' journals
+    spool_dir: Any = None
 
     @property
     def store(self) -> Any:
@@ -70,7 +71,11 @@ class Telemetry:
         ok = self.processor.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
         return ok and (journal is None or journal.committed_below(end))
 
-    def shutdown(self) -> None:
+    def shutdown(self, *, at_exit: bool = False) -> None:
+        """Export everything and close. ``at_exit``: the process ends next, so a lazy embedded
+        store it never opened is left to a drainer (:mod:`dlprov_otel.drain`)."""
+        if at_exit and self._hand_off():
+            return
         if self.replay is not None:
             # what dead processes left is stored before this process ends (a short script that
             # only configured DLProv would otherwise end its replay half-way), unless the
@@ -83,6 +88,31 @@ class Telemetry:
         journal = self.recorder.journal
         if journal is not None:
             journal.close(delete=journal.pending == 0 and self._read_back(journal))
+
+    def _hand_off(self) -> bool:
+        """Leave the journal to a drainer when the embedded store was never opened: exiting
+        then costs no MonetDB start, write or close. False: shut down as usual."""
+        pending, journal = self.pending_store, self.recorder.journal
+        if (
+            pending is None
+            or pending.started
+            or journal is None
+            or journal.failed_writes
+            or self.replay is not None
+            or self.spool_dir is None
+            or not drain.enabled()
+        ):
+            return False
+        self.recorder.stop(self.processor.shutdown_timeout)
+        if journal.failed_writes or not self.processor.hand_off():
+            return False  # the usual shutdown goes on (the recorder is stopped already)
+        self.provider.shutdown()
+        if journal.pending == 0:
+            journal.close(delete=True)  # nothing was recorded: no drainer
+            return True
+        journal.close(delete=False)
+        drain.hand_off(pending.url[len("monetdbe:") :], self.spool_dir)
+        return True
 
     def _read_back(self, journal: Journal) -> bool:
         """Every span of the journal is in the store (or acknowledged by the collector)."""

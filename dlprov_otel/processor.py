@@ -70,6 +70,7 @@ class LosslessSpanProcessor(SpanProcessor):
         quarantine: Callable[[Sequence[ReadableSpan], str], str] | None = None,
         journaled: bool = False,
         max_backoff: float = 5.0,
+        hold: float = 0.0,
     ) -> None:
         self.exporter = exporter
         self.schedule_delay = schedule_delay
@@ -82,6 +83,10 @@ class LosslessSpanProcessor(SpanProcessor):
         self.quarantine = quarantine
         self.journaled = journaled  # a journal holds every span: nothing to spool at exit
         self.max_backoff = max_backoff
+        # nothing is exported before this (monotonic) time unless a flush asks or the queue
+        # fills a batch: a short run then never opens its store (see ``hand_off``)
+        self.hold_until = time.monotonic() + hold if hold > 0 else 0.0
+        self.handed_off = False
         self.stats = ProcessorStats()
         self.quarantined_keys: set[tuple[int, int]] = set()
         self._queue: collections.deque[ReadableSpan] = collections.deque()
@@ -110,6 +115,9 @@ class LosslessSpanProcessor(SpanProcessor):
         if not span.context.trace_flags.sampled:
             return
         with self._cond:
+            if self.handed_off:  # journalled: the drainer stores it
+                self.stats.kept_in_journal += 1
+                return
             if self._shutdown:
                 # The provider is gone but the span still matters: export it inline.
                 self._export_inline([span])
@@ -177,6 +185,27 @@ class LosslessSpanProcessor(SpanProcessor):
             self._spool(left)
         self.exporter.shutdown()
 
+    def exported_anything(self) -> bool:
+        """An export was attempted (the exporter's target is in use)."""
+        return bool(self.stats.exported or self.stats.export_failures or self._inflight or self.stats.quarantined)
+
+    def hand_off(self) -> bool:
+        """Stop without exporting: every span is in the journal, which a drainer stores after
+        this process exits. False (nothing changed) once an export has begun."""
+        with self._cond:
+            if self._shutdown or self.exported_anything() or self._retry:
+                return False
+            self.handed_off = True
+            self._stopping = True
+            left = len(self._queue)
+            self._queue.clear()
+            self.stats.kept_in_journal += left
+            self.stats.pending = 0
+            self._shutdown = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        return True
+
     # -- worker ---------------------------------------------------------------------------
     def _start_worker(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name="dlprov-span-export", daemon=True)
@@ -202,6 +231,10 @@ class LosslessSpanProcessor(SpanProcessor):
                         break
                     if self._queue and self._flush_requests:
                         break
+                    if self.hold_until and now < self.hold_until and not self._stopping:
+                        self._cond.wait(self.hold_until - now)
+                        continue
+                    self.hold_until = 0.0
                     self._cond.wait(self.schedule_delay)
                     if self._queue:
                         break

@@ -27,6 +27,7 @@ from opentelemetry.trace import Link, Span, Status, StatusCode
 from . import hardware, ranks, recipe, semconv, signals
 from .config import env_float
 from .errors import SpecError
+from .journal import orphans
 from .model import Dataflow, normalize_tag
 from .pipeline import TRACER_NAME, Telemetry, checkpoint, open_journal, replay_orphans_in_background
 from .processor import LosslessSpanProcessor
@@ -97,6 +98,7 @@ def configure(
             }
         )
         store_obj = None
+        hold = 0.0  # seconds before the first export (a lazy embedded store)
         if exporter is not None:
             target = f"exporter:{type(exporter).__name__}"
         elif endpoint:
@@ -112,7 +114,11 @@ def configure(
             from .exporter import MonetDBSpanExporter
             from .store import PendingStore, describe
 
-            store_obj = PendingStore(store)  # opens in the background
+            store_obj = PendingStore(store, lazy=True)  # opens when needed (see dlprov_otel.drain)
+            if not store_obj.url.startswith("monetdbe:/") or ranks.uses_rank_spool(store) is not None:
+                store_obj.start()  # a server, memory, or rank 0 of a job: open in the background now
+            elif (hold := env_float("DLPROV_STORE_DELAY", 10.0)) <= 0:
+                store_obj.start()
             exporter = MonetDBSpanExporter(store=store_obj)
             target = describe(store_obj.url)
         journal = open_journal(spool_dir or default_spool_dir(), target, resource)
@@ -125,6 +131,7 @@ def configure(
             on_exported=checkpoint(journal) if journal is not None else None,
             quarantine=quarantine_writer(spool_dir or default_spool_dir()),
             journaled=journal is not None,
+            hold=hold if journal is not None else 0.0,
         )
         ids = SystemRandomIdGenerator()
         provider = TracerProvider(
@@ -145,9 +152,13 @@ def configure(
             )
         _state = Telemetry(
             provider=provider, processor=processor, target=target, recorder=recorder,
-            pending_store=store_obj, exporter=exporter,
+            pending_store=store_obj, exporter=exporter, spool_dir=spool_dir or default_spool_dir(),
         )
-        if journal is not None and not target.startswith("exporter:"):
+        if journal is None and store_obj is not None:
+            store_obj.start()
+        if journal is not None and not target.startswith("exporter:") and (
+            store_obj is None or store_obj.started or orphans(_state.spool_dir, target)
+        ):
             _state.replay = replay_orphans_in_background(spool_dir or default_spool_dir(), target, exporter)
         signals.install(_on_stop_signal)
         if set_global:
@@ -158,7 +169,7 @@ def configure(
 def _on_stop_signal(signum: int) -> None:
     """SIGTERM/SIGHUP with the default action: the process ends right after this."""
     _end_open_executions(semconv.TERMINATED, f"terminated by {signals.name(signum)}")
-    shutdown()
+    shutdown(at_exit=True)
 
 
 _provider_tracer: trace.Tracer | None = None
@@ -190,20 +201,21 @@ def telemetry() -> Telemetry:
         return _state if _state is not None else configure()
 
 
-def shutdown() -> None:
-    """End open executions, export everything and close the pipeline."""
+def shutdown(*, at_exit: bool = False) -> None:
+    """End open executions, export everything and close the pipeline (``at_exit``: the
+    process ends next; a lazy embedded store never opened is left to a drainer)."""
     global _state
     with _state_lock:
         if _state is not None:
             _end_open_executions()
-            _state.shutdown()
+            _state.shutdown(at_exit=at_exit)
             if _state.pending_store is not None:
                 _state.pending_store.close()
             _state = None
 
 
 def _at_exit() -> None:
-    shutdown()
+    shutdown(at_exit=True)
     signals.exit_as_interrupted()
 
 

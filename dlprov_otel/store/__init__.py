@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ..errors import StoreError, StoreURLError
+from . import drainlock
 from .store import Result, Store
 
 DEFAULT_STORE = "./dlprov-data"
@@ -79,6 +80,8 @@ def require_existing(url: str | os.PathLike[str] | None) -> str:
     key = normalize_url(url)
     if key.startswith("monetdbe:") and key != "monetdbe::memory:":
         path = Path(key[len("monetdbe:") :])
+        if not (path / "bat").is_dir() and drainlock.held_by_drainer(path):
+            drainlock.wait_released(path)  # a run that just exited: its drainer makes the store
         if not (path / "bat").is_dir():
             given = "" if url is not None else f" (the default: $DLPROV_STORE or {DEFAULT_STORE})"
             what = "is not a DLProv store" if path.exists() else "does not exist"
@@ -103,18 +106,29 @@ class PendingStore:
 
     Opening embedded MonetDB (and creating the catalog) takes 0.1-0.4 s; started from
     ``configure()`` it overlaps the user's imports and model building instead of delaying
-    them. The URL is checked at once (a malformed one still raises in the caller).
+    them. The URL is checked at once (a malformed one still raises in the caller). A ``lazy``
+    one opens when first asked for: a short run never opens it and hands its journal to a
+    drainer at exit (:mod:`dlprov_otel.drain`).
     """
 
-    def __init__(self, url: str | os.PathLike[str] | None) -> None:
+    def __init__(self, url: str | os.PathLike[str] | None, *, lazy: bool = False) -> None:
         self.url = normalize_url(url)
         self._done = threading.Event()
         self._store: Store | None = None
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        self._start()
+        self.started = False  # ``lazy``: opened only when first asked for (``result``/``start``)
+        if not lazy:
+            self.start()
+
+    def start(self) -> None:
+        """Begin opening now (once)."""
+        with self._lock:
+            if not self.started:
+                self._start()
 
     def _start(self) -> None:
+        self.started = True
         self._done.clear()
         threading.Thread(target=self._open, name="dlprov-store-open", daemon=True).start()
 
@@ -129,6 +143,7 @@ class PendingStore:
 
     def result(self, timeout: float | None = None) -> Store:
         """The open store; raises what opening raised (and tries again on the next call)."""
+        self.start()
         if not self._done.wait(timeout):
             raise TimeoutError(f"opening the store {describe(self.url)} takes longer than {timeout} s")
         with self._lock:
@@ -142,12 +157,14 @@ class PendingStore:
 
     def opened(self) -> Store | None:
         """The store if it is open now, without waiting."""
-        if self._done.wait(0) and self._store is not None:
+        if self.started and self._done.wait(0) and self._store is not None:
             return self._store
         return None
 
     def close(self) -> None:
-        """Release the store once its opening has finished."""
+        """Release the store once its opening has finished (a lazy one never asked for: nothing)."""
+        if not self.started:
+            return
         self._done.wait()
         if self._store is not None:
             self._store.close()

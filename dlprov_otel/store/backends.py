@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError, StoreError, StoreLockedError
+from . import drainlock
 from .transient import TransientStoreError, is_transient  # noqa: F401 - re-exported for callers
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,8 @@ class EmbeddedBackend(Backend):
         self.path = path
         if path is not None:
             Path(path).mkdir(parents=True, exist_ok=True)
+            if not self.shared:  # a drainer storing what an exited run journalled goes first
+                drainlock.wait_released(path)
             # Probe MonetDB's lock file ourselves: a failed monetdbe start leaves the process
             # unable to open any other database directory.
             if not self.shared and _held_by_another_process(Path(path) / ".gdk_lock"):

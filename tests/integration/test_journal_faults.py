@@ -226,8 +226,8 @@ def test_store_held_by_another_process_while_training_loses_nothing(tmp_path, su
     """The store is unavailable for the whole run, then released: no command is needed."""
     store = tmp_path / "store"
     holder, flag = _hold(tmp_path, subprocess_env, store)
-    try:
-        proc, out = _start(tmp_path, subprocess_env, store, limit=150)
+    try:  # exporting from the start (DLPROV_STORE_DELAY=0): the running process retries
+        proc, out = _start(tmp_path, {**subprocess_env, "DLPROV_STORE_DELAY": "0"}, store, limit=150)
         stdout, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
         assert _returned(out) == 150
@@ -247,7 +247,7 @@ def test_store_held_by_another_process_while_training_loses_nothing(tmp_path, su
 def test_store_released_during_training_is_written_by_the_running_process(tmp_path, subprocess_env):
     store = tmp_path / "store"
     holder, flag = _hold(tmp_path, subprocess_env, store)
-    proc, out = _start(tmp_path, subprocess_env, store, limit=400)
+    proc, out = _start(tmp_path, {**subprocess_env, "DLPROV_STORE_DELAY": "0"}, store, limit=400)
     try:
         _wait_returned(out, proc, 50)
     finally:

@@ -1,0 +1,170 @@
+"""The hand-off of an embedded store at exit: a detached drainer stores what a run journalled.
+
+Opening embedded MonetDB costs a process 0.3-0.5 s (importing it, starting the database,
+creating or checking the catalog, closing it at exit). A run configured for an embedded store
+therefore opens it lazily (:class:`~dlprov_otel.store.PendingStore`): when the store is asked
+for (``get_store()``, ``flush()``), when a batch fills, or ``DLPROV_STORE_DELAY`` seconds
+into the run. A run that ends before any of these never opens it: at exit its journal (which
+holds every span already) is closed and handed to a drainer, a detached ``python -m
+dlprov_otel.drain`` at low priority, which stores it (the same replay as ``dlprov replay``:
+read back, then removed) while the run's process is already gone.
+
+The exiting process takes the store's drain lock (:mod:`dlprov_otel.store.drainlock`) before
+it starts the drainer, which inherits it; whoever opens the store waits for that lock first,
+so a query right after the run sees every row. If the drainer cannot start, the journal stays
+and the next DLProv process that opens the store (or ``dlprov replay``) stores it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .journal import journal_root
+from .store import drainlock
+
+logger = logging.getLogger(__name__)
+PATIENCE_S = 600.0  # how long a drainer waits for a store another process holds
+LOG_MAX_BYTES = 1 << 20
+# The drainer's first lines: wait (without importing anything) until the exiting process is
+# gone, lower its priority, then run this module.
+_BOOT = (
+    "import os,sys\n"
+    "a=sys.argv\n"
+    "os.read(int(a[a.index('--wait-fd')+1]),1)\n"
+    "os.nice(10)\n"
+    "from dlprov_otel.drain import main\n"
+    "sys.exit(main(a[1:]))\n"
+)
+_exit_pipes: list[int] = []  # write ends, closed by the kernel when this process ends
+
+
+def enabled() -> bool:
+    """``DLPROV_HANDOFF`` (default on) and an interpreter to start."""
+    return bool(sys.executable) and os.environ.get("DLPROV_HANDOFF", "1").lower() not in ("0", "false", "no", "off")
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, without OpenTelemetry's auto-instrumentation (its sitecustomize would
+    instrument the drainer itself)."""
+    env = dict(os.environ)
+    path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and "auto_instrumentation" not in p]
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join(path)
+    else:
+        env.pop("PYTHONPATH", None)
+    env["DLPROV_DRAINER"] = "1"
+    return env
+
+
+def hand_off(store_dir: str, spool_dir: str | os.PathLike[str]) -> bool:
+    """Start a drainer for the embedded store in ``store_dir``; True when it started."""
+    fd = wait_r = None
+    log = None
+    try:
+        fd = drainlock.acquire(store_dir)  # None: another drainer runs; ours waits for it
+        # the drainer starts working only when this process is gone (the pipe's write end
+        # closes with it): it never competes with this process's own exit
+        wait_r, wait_w = os.pipe()
+        _exit_pipes.append(wait_w)
+        cmd = [sys.executable, "-c", _BOOT, "--wait-fd", str(wait_r)]
+        cmd += ["--store", store_dir, "--spool", os.fspath(spool_dir)]
+        passed = [wait_r]
+        if fd is not None:
+            cmd += ["--lock-fd", str(fd)]
+            passed.append(fd)
+        root = journal_root(spool_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        log_path = root / "drain.log"
+        with contextlib.suppress(OSError):
+            if log_path.stat().st_size > LOG_MAX_BYTES:
+                log_path.replace(log_path.with_suffix(".log.1"))  # one older log is kept
+        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+        subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            pass_fds=passed,
+            start_new_session=True,  # outlives the run's process group
+            env=_child_env(),
+            close_fds=True,
+        )
+        return True
+    except OSError as exc:
+        logger.warning("DLProv: could not start the drainer (%s); the journal is kept for the next process", exc)
+        return False
+    finally:
+        if wait_r is not None:
+            os.close(wait_r)
+        if fd is not None:
+            os.close(fd)  # the drainer holds the lock now
+        if log is not None:
+            log.close()
+
+
+def drain(store_dir: str, spool_dir: str, patience: float = PATIENCE_S) -> int:
+    """Store every journal of a stopped process for this store; the exit status."""
+    from .errors import StoreLockedError
+    from .exporter import MonetDBSpanExporter
+    from .replay import replay_orphans
+    from .store import describe, normalize_url, open_store
+
+    url = normalize_url(store_dir)
+    deadline = time.monotonic() + patience
+    backoff = 0.1
+    while True:  # the store may be held by another process (a dashboard): wait for it
+        try:
+            store = open_store(url)
+            break
+        except StoreLockedError as exc:
+            if time.monotonic() + backoff > deadline:
+                logger.error("DLProv drainer: %s; the journals are kept for the next process", exc)
+                return 1
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+    try:
+        result = replay_orphans(spool_dir, describe(store.url), MonetDBSpanExporter(store=store), patience=patience)
+    finally:
+        store.close()
+    logger.info(
+        "DLProv drainer: stored %d span(s) from %d journal(s) into %s%s",
+        result.spans, result.journals, store_dir, f"; {result.kept} kept" if result.kept else "",
+    )
+    return 0 if not result.kept else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dlprov_otel.drain", description=__doc__.splitlines()[0])
+    p.add_argument("--store", required=True, help="the embedded store's directory")
+    p.add_argument("--spool", required=True, help="the spool directory holding the journals")
+    p.add_argument("--lock-fd", type=int, help="the drain lock, inherited from the exiting process")
+    p.add_argument("--wait-fd", type=int, help="a pipe that closes when the exiting process is gone")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s drainer[{os.getpid()}] %(message)s")
+    logging.getLogger("dlprov_otel").setLevel(logging.INFO)
+    if args.wait_fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(args.wait_fd)
+    fd = args.lock_fd
+    if fd is None:
+        fd = drainlock.acquire(args.store, wait=PATIENCE_S)
+        if fd is None:
+            logger.error("DLProv drainer: another drainer holds %s; leaving the journals to it", args.store)
+            return 1
+    drainlock.mark_held(args.store)
+    try:
+        return drain(str(Path(args.store)), args.spool)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The hand-off of an embedded store at exit (``dlprov_otel.drain``), counted: a run that ends
+before it needed its store never loads MonetDB; a detached drainer stores its journal after it
+exits, and whoever opens the store next waits for that drainer and finds every row.
+
+Each test runs a user's script in its own process on a real embedded store (monetdbe), counts
+the rows whose recording call returned, and reads the store back from another process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from dlprov_otel.store import drainlock
+
+# A user's short script: a few epochs through the Pythonic API, then the process ends.
+SCRIPT = r"""
+import json, os, sys
+import dlprov_otel
+
+store, epochs = sys.argv[1], int(sys.argv[2])
+dlprov_otel.configure(store=store)
+with dlprov_otel.execution(os.environ.get("RUN", "run"), dataflow="mnist"):
+    with dlprov_otel.task("trainmodel", inputs={"itrainmodel": {"optimizer_name": "adam", "learning_rate": 0.001,
+                                                                "num_epochs": epochs, "num_layers": 3}}) as t:
+        for epoch in range(epochs):
+            t.output("otrainmodel", timestamp="", elapsed_time=0.1, loss=1.0 / (epoch + 1), accuracy=0.5,
+                     val_loss=0.6, val_accuracy=0.4, epoch=epoch)
+if os.environ.get("ASK_STORE"):
+    assert dlprov_otel.flush()
+    print(dlprov_otel.get_store().query('SELECT count(*) FROM "mnist"."otrainmodel"').rows[0][0])
+print(json.dumps({"monetdbe_loaded": "monetdbe" in sys.modules, "stats": dlprov_otel.stats()}), flush=True)
+"""
+
+READ = r"""
+import sys
+from dlprov_otel.store import open_store
+store = open_store(sys.argv[1])
+print(store.query("SELECT count(*), count(DISTINCT epoch) FROM \"mnist\".\"otrainmodel\" WHERE execution_tag = 'run'"
+                  ).rows[0][0])
+store.close()
+"""
+
+
+def _run(tmp_path: Path, env: dict[str, str], store: Path, epochs: int, **extra: str) -> dict:
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(store), str(epochs)],
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _count(env: dict[str, str], store: Path) -> int:
+    """Rows of the run, read by a new process that opens the store as any reader does."""
+    reader = Path(env["DLPROV_SPOOL_DIR"]).parent / "read.py"
+    reader.write_text(READ)
+    proc = subprocess.run([sys.executable, str(reader), str(store)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return int(proc.stdout.strip().splitlines()[-1])
+
+
+def _journals(env: dict[str, str]) -> list[Path]:
+    return sorted(Path(env["DLPROV_SPOOL_DIR"]).glob("journal/*/*.jnl"))
+
+
+def test_a_short_run_never_loads_monetdb_and_a_reader_right_after_finds_every_row(tmp_path, subprocess_env):
+    store = tmp_path / "store"
+    out = _run(tmp_path, subprocess_env, store, 25)
+    assert out["monetdbe_loaded"] is False  # the run's process never started MonetDB
+    assert out["stats"]["emitted"] >= 25 and out["stats"]["dropped"] == 0
+    # the reader starts while the drainer may still be storing: it waits for it
+    assert _count(subprocess_env, store) == 25
+    assert not drainlock.held_by_drainer(store)
+    assert not _journals(subprocess_env), "the drainer removes the journal once its rows are read back"
+    log = (Path(subprocess_env["DLPROV_SPOOL_DIR"]) / "journal" / "drain.log").read_text()
+    assert "stored" in log and "Traceback" not in log
+
+
+def test_runs_one_after_another_each_hand_off_and_nothing_is_lost(tmp_path, subprocess_env):
+    """The next run starts while the previous run's drainer may still hold the store."""
+    store = tmp_path / "store"
+    for i in range(3):
+        out = _run(tmp_path, subprocess_env, store, 10 + i, RUN=f"r{i}")
+        assert out["monetdbe_loaded"] is False
+    reader = tmp_path / "read_all.py"
+    reader.write_text(
+        "import sys\nfrom dlprov_otel.store import open_store\ns = open_store(sys.argv[1])\n"
+        "print(s.query('SELECT execution_tag, count(*) FROM \"mnist\".\"otrainmodel\" GROUP BY execution_tag'"
+        " ' ORDER BY execution_tag').rows)\ns.close()\n"
+    )
+    proc = subprocess.run([sys.executable, str(reader), str(store)], env=subprocess_env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == str([("r0", 10), ("r1", 11), ("r2", 12)])
+    assert not _journals(subprocess_env)
+
+
+def test_a_store_held_at_exit_is_stored_by_the_drainer_once_released(tmp_path, subprocess_env):
+    """A dashboard holds the store when the run ends: the drainer waits, no command is needed."""
+    store = tmp_path / "store"
+    hold = tmp_path / "hold.py"
+    hold.write_text(
+        "import sys\nfrom dlprov_otel.store import open_store\n"
+        "s = open_store(sys.argv[1])\nprint('held', flush=True)\nsys.stdin.readline()\ns.close()\n"
+    )
+    holder = subprocess.Popen([sys.executable, str(hold), str(store)], env=subprocess_env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held", holder.communicate()[1]  # readiness
+        out = _run(tmp_path, subprocess_env, store, 12)
+        assert out["monetdbe_loaded"] is False
+        assert _journals(subprocess_env), "the store is held: the journal waits for it"
+    finally:
+        holder.communicate("release\n", timeout=120)
+    assert holder.returncode == 0, holder.stderr
+    assert _count(subprocess_env, store) == 12
+    assert not _journals(subprocess_env)
+
+
+def test_asking_for_the_store_opens_it_in_the_run_itself(tmp_path, subprocess_env):
+    store = tmp_path / "store"
+    out = _run(tmp_path, subprocess_env, store, 7, ASK_STORE="1")
+    assert out["monetdbe_loaded"] is True
+    assert _count(subprocess_env, store) == 7
+    assert not _journals(subprocess_env)
+
+
+def test_a_run_longer_than_the_store_delay_stores_rows_while_it_runs(tmp_path, subprocess_env):
+    """DLPROV_STORE_DELAY=0: the run opens its store at once and writes it itself (no drainer)."""
+    store = tmp_path / "store"
+    out = _run(tmp_path, subprocess_env, store, 9, DLPROV_STORE_DELAY="0")
+    assert out["monetdbe_loaded"] is True  # opened when configured
+    assert not _journals(subprocess_env)  # stored, read back and removed by the run itself
+    assert not drainlock.lock_file(store).exists()  # no drainer was started
+    assert _count(subprocess_env, store) == 9
+
+
+def test_hand_off_can_be_turned_off(tmp_path, subprocess_env):
+    store = tmp_path / "store"
+    out = _run(tmp_path, subprocess_env, store, 5, DLPROV_HANDOFF="0")
+    assert out["monetdbe_loaded"] is False  # still lazy during the run; the exit stores it
+    assert not _journals(subprocess_env)
+    assert not drainlock.lock_file(store).exists()
+    assert _count(subprocess_env, store) == 5
