@@ -32,6 +32,7 @@ from .model import Dataflow, normalize_tag
 from .pipeline import TRACER_NAME, Telemetry, checkpoint, open_journal, replay_orphans_in_background
 from .processor import LosslessSpanProcessor
 from .recorder import Recorder, SystemRandomIdGenerator
+from .store import drainlock
 from .store.schema import CATALOG as CATALOG_TABLES
 
 logger = logging.getLogger(__name__)
@@ -157,13 +158,19 @@ def configure(
         if journal is None and store_obj is not None:
             store_obj.start()
         if journal is not None and not target.startswith("exporter:") and (
-            store_obj is None or store_obj.started or orphans(_state.spool_dir, target)
+            store_obj is None or store_obj.started or _orphans_for_this_run(store_obj.url, _state.spool_dir, target)
         ):
             _state.replay = replay_orphans_in_background(spool_dir or default_spool_dir(), target, exporter)
         signals.install(_on_stop_signal)
         if set_global:
             _maybe_set_global(provider)
         return _state
+
+
+def _orphans_for_this_run(url: str, spool_dir: Any, target: str) -> bool:
+    """Journals of stopped processes that this run should store: none while a drainer (the
+    previous run's hand-off) holds the store, since it stores them."""
+    return bool(orphans(spool_dir, target)) and not drainlock.held_by_drainer(url[len("monetdbe:") :])
 
 
 def _on_stop_signal(signum: int) -> None:
