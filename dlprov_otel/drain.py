@@ -23,6 +23,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ LOG_MAX_BYTES = 1 << 20
 _BOOT = (
     "import os,sys\n"
     "a=sys.argv\n"
-    "os.read(int(a[a.index('--wait-fd')+1]),1)\n"
+    "'--wait-fd' in a and os.read(int(a[a.index('--wait-fd')+1]),1)\n"
     "os.nice(10)\n"
     "from dlprov_otel.drain import main\n"
     "sys.exit(main(a[1:]))\n"
@@ -63,6 +64,11 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def log_path(spool_dir: str | os.PathLike[str]) -> Path:
+    """Where drainers write what they did."""
+    return journal_root(spool_dir) / "drain.log"
+
+
 def hand_off(store_dir: str, spool_dir: str | os.PathLike[str]) -> bool:
     """Start a drainer for the embedded store in ``store_dir``; True when it started."""
     fd = wait_r = None
@@ -79,13 +85,12 @@ def hand_off(store_dir: str, spool_dir: str | os.PathLike[str]) -> bool:
         if fd is not None:
             cmd += ["--lock-fd", str(fd)]
             passed.append(fd)
-        root = journal_root(spool_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        log_path = root / "drain.log"
+        path = log_path(spool_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
-            if log_path.stat().st_size > LOG_MAX_BYTES:
-                log_path.replace(log_path.with_suffix(".log.1"))  # one older log is kept
-        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+            if path.stat().st_size > LOG_MAX_BYTES:
+                path.replace(path.with_suffix(".log.1"))  # one older log is kept
+        log = open(path, "ab")  # noqa: SIM115 - handed to the child
         subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -109,35 +114,36 @@ def hand_off(store_dir: str, spool_dir: str | os.PathLike[str]) -> bool:
             log.close()
 
 
-def drain(store_dir: str, spool_dir: str, patience: float = PATIENCE_S) -> int:
-    """Store every journal of a stopped process for this store; the exit status."""
-    from .errors import StoreLockedError
+RETRY = 75  # exit status of an attempt that met a failing store (EX_TEMPFAIL)
+
+
+def drain(store_dir: str, spool_dir: str) -> int:
+    """One attempt at storing every journal of a stopped process for this store: 0 when all
+    are stored, ``RETRY`` when the store failed (held by another process, a full disk)."""
     from .exporter import MonetDBSpanExporter
     from .replay import replay_orphans
     from .store import describe, normalize_url, open_store
 
     url = normalize_url(store_dir)
-    deadline = time.monotonic() + patience
-    backoff = 0.1
-    while True:  # the store may be held by another process (a dashboard): wait for it
-        try:
-            store = open_store(url)
-            break
-        except StoreLockedError as exc:
-            if time.monotonic() + backoff > deadline:
-                logger.error("DLProv drainer: %s; the journals are kept for the next process", exc)
-                return 1
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
     try:
-        result = replay_orphans(spool_dir, describe(store.url), MonetDBSpanExporter(store=store), patience=patience)
+        store = open_store(url)
+    except Exception as exc:  # held by a dashboard, a disk still full, ...
+        logger.warning("DLProv drainer: cannot open %s yet (%s)", store_dir, exc)
+        return RETRY
+    give_up = threading.Event()
+    give_up.set()  # stop at the first failure: embedded MonetDB recovers in a new process only
+    exporter = MonetDBSpanExporter(store=store)
+    try:
+        result = replay_orphans(spool_dir, describe(store.url), exporter, give_up=give_up)
     finally:
-        store.close()
+        with contextlib.suppress(Exception):
+            store.close()
     logger.info(
         "DLProv drainer: stored %d span(s) from %d journal(s) into %s%s",
-        result.spans, result.journals, store_dir, f"; {result.kept} kept" if result.kept else "",
+        result.spans, result.journals, store_dir,
+        f"; {result.kept} kept ({exporter.last_error})" if result.kept else "",
     )
-    return 0 if not result.kept else 1
+    return RETRY if result.kept else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,12 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spool", required=True, help="the spool directory holding the journals")
     p.add_argument("--lock-fd", type=int, help="the drain lock, inherited from the exiting process")
     p.add_argument("--wait-fd", type=int, help="a pipe that closes when the exiting process is gone")
+    p.add_argument("--until", type=float, help="(a retry) give up at this time (seconds since the epoch)")
+    p.add_argument("--backoff", type=float, default=0.5, help="(a retry) seconds before the next attempt")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s drainer[{os.getpid()}] %(message)s")
     logging.getLogger("dlprov_otel").setLevel(logging.INFO)
     if args.wait_fd is not None:
         with contextlib.suppress(OSError):
             os.close(args.wait_fd)
+    until = args.until if args.until is not None else time.time() + PATIENCE_S
     fd = args.lock_fd
     if fd is None:
         fd = drainlock.acquire(args.store, wait=PATIENCE_S)
@@ -159,11 +168,22 @@ def main(argv: list[str] | None = None) -> int:
             logger.error("DLProv drainer: another drainer holds %s; leaving the journals to it", args.store)
             return 1
     drainlock.mark_held(args.store)
-    try:
-        return drain(str(Path(args.store)), args.spool)
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    rc = drain(str(Path(args.store)), args.spool)
+    if rc != RETRY:
+        return rc
+    if time.time() + args.backoff > until:
+        logger.error("DLProv drainer: gave up on %s; the journals are kept for the next process "
+                     "(or `dlprov replay`)", args.store)
+        return rc
+    time.sleep(args.backoff)
+    # the next attempt in a fresh process (the same pid, the lock kept across exec)
+    os.set_inheritable(fd, True)
+    cmd = [sys.executable, "-c", _BOOT, "--store", args.store, "--spool", args.spool, "--lock-fd", str(fd),
+           "--until", repr(until), "--backoff", repr(min(args.backoff * 2, 10.0))]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, cmd)
+    return rc  # not reached
 
 
 if __name__ == "__main__":

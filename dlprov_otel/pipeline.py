@@ -90,27 +90,49 @@ class Telemetry:
             journal.close(delete=journal.pending == 0 and self._read_back(journal))
 
     def _hand_off(self) -> bool:
-        """Leave the journal to a drainer when the embedded store was never opened: exiting
-        then costs no MonetDB start, write or close. False: shut down as usual."""
+        """Leave the journal to a drainer (:mod:`dlprov_otel.drain`) when the embedded store was
+        never opened (exiting then costs no MonetDB start, write or close), or when it is failing
+        now (held by another process, a full disk: embedded MonetDB does not recover in the
+        process that met it, a new process does). False: shut down as usual."""
         pending, journal = self.pending_store, self.recorder.journal
         if (
             pending is None
-            or pending.started
+            or not pending.url.startswith("monetdbe:/")
             or journal is None
             or journal.failed_writes
-            or self.replay is not None
             or self.spool_dir is None
             or not drain.enabled()
         ):
             return False
+        failing = pending.started
+        if failing and not self.processor.failing():
+            return False
+        if self.replay is not None:
+            if not failing:
+                return False
+            thread, give_up = self.replay  # the store fails: the replay stops at its next failure
+            give_up.set()
+            thread.join(self.processor.shutdown_timeout)
         self.recorder.stop(self.processor.shutdown_timeout)
-        if journal.failed_writes or not self.processor.hand_off():
+        if journal.failed_writes or not self.processor.hand_off(failing=failing):
             return False  # the usual shutdown goes on (the recorder is stopped already)
         self.provider.shutdown()
-        if journal.pending == 0:
+        if failing:
+            try:
+                pending.close()  # a broken embedded connection: the drainer opens a new one
+            except Exception as exc:
+                logger.debug("DLProv: closing the failing store: %s", exc)
+        if journal.pending == 0 and not failing:
             journal.close(delete=True)  # nothing was recorded: no drainer
             return True
         journal.close(delete=False)
+        if failing:
+            logger.warning(
+                "DLProv: the provenance store %s still fails (%s); a drainer stores the %d journalled span(s) "
+                "once it can (log: %s)",
+                pending.url, getattr(self.exporter, "last_error", None), journal.pending,
+                drain.log_path(self.spool_dir),
+            )
         drain.hand_off(pending.url[len("monetdbe:") :], self.spool_dir)
         return True
 

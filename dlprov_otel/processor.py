@@ -189,15 +189,30 @@ class LosslessSpanProcessor(SpanProcessor):
         """An export was attempted (the exporter's target is in use)."""
         return bool(self.stats.exported or self.stats.export_failures or self._inflight or self.stats.quarantined)
 
-    def hand_off(self) -> bool:
-        """Stop without exporting: every span is in the journal, which a drainer stores after
-        this process exits. False (nothing changed) once an export has begun."""
+    def failing(self) -> bool:
+        """The last export failed, or a failed batch waits for its retry."""
         with self._cond:
-            if self._shutdown or self.exported_anything() or self._retry:
+            return self._failing or bool(self._retry)
+
+    def hand_off(self, *, failing: bool = False) -> bool:
+        """Stop without exporting: every span is in the journal, which a drainer stores after
+        this process exits (spans exported already are stored once only). False (nothing
+        changed) once an export has begun, unless ``failing`` and the exporter fails now."""
+        with self._cond:
+            if self._shutdown:
                 return False
+            if failing:
+                if not (self._failing or self._retry):
+                    return False
+                left = sum(len(b) for b in self._retry) + self._inflight
+                self._retry = []
+            elif self.exported_anything() or self._retry:
+                return False
+            else:
+                left = 0
             self.handed_off = True
             self._stopping = True
-            left = len(self._queue)
+            left += len(self._queue)
             self._queue.clear()
             self.stats.kept_in_journal += left
             self.stats.pending = 0

@@ -68,7 +68,7 @@ def _fill_after_first_commit(trainer: chaos.Trainer, spool: Path, mount: Path) -
 
 
 def test_store_disk_full_keeps_everything_and_stores_it_once_freed(tmp_path, subprocess_env):
-    env = subprocess_env
+    env = {**subprocess_env, "DLPROV_STORE_DELAY": "0"}  # the run opens its store at once
     spool = Path(env["DLPROV_SPOOL_DIR"])
     with chaos.tmpfs(tmp_path / "storefs", "24m") as mount:
         trainer = chaos.Trainer(tmp_path, str(mount / "store"), env, pause=0.002).start()
@@ -95,10 +95,10 @@ def test_store_disk_full_keeps_everything_and_stores_it_once_freed(tmp_path, sub
     reason="embedded MonetDB (monetdbe 0.11) cannot reopen a database in a process where a write failed "
     "on a full disk: the connection reads 'The connection has been closed' and every reopen "
     "'Catalogue not available', also after space is back (dlprov_otel/store/backends.py). The "
-    "next process stores it all (test above).",
+    "next process stores it all: the run's drainer at its exit (test below), or the next run.",
 )
 def test_store_disk_freed_during_the_run_is_stored_by_the_running_process(tmp_path, subprocess_env):
-    env = subprocess_env
+    env = {**subprocess_env, "DLPROV_STORE_DELAY": "0", "DLPROV_HANDOFF": "0"}  # the run's own process only
     spool = Path(env["DLPROV_SPOOL_DIR"])
     with chaos.tmpfs(tmp_path / "storefs", "24m") as mount:
         trainer = chaos.Trainer(tmp_path, str(mount / "store"), env, pause=0.002).start()
@@ -114,3 +114,28 @@ def test_store_disk_freed_during_the_run_is_stored_by_the_running_process(tmp_pa
         counted = chaos.count(env, trainer.returned(), store=mount / "store")
     assert (counted.stored, counted.lost) == (counted.emitted, 0)
     assert not left, "the running process did not store what it recorded after space came back"
+
+
+def test_store_disk_freed_during_the_run_is_stored_at_its_exit_with_no_command(tmp_path, subprocess_env):
+    """The run's process cannot write its embedded store again after the disk filled; at exit it
+    hands its journal to a drainer (a new process), which stores it: no command, 0 lost."""
+    env = {**subprocess_env, "DLPROV_STORE_DELAY": "0"}
+    spool = Path(env["DLPROV_SPOOL_DIR"])
+    with chaos.tmpfs(tmp_path / "storefs", "24m") as mount:
+        trainer = chaos.Trainer(tmp_path, str(mount / "store"), env, pause=0.002).start()
+        try:
+            full_at = _fill_after_first_commit(trainer, spool, mount)
+            n = trainer.wait_returned(full_at + 1500)
+            (mount / "filler").unlink()  # space is back while the training runs
+            trainer.wait_returned(n + 300)
+            assert trainer.stop() == 0, trainer.output()[-3000:]
+            assert "a drainer stores the" in trainer.output(), trainer.output()[-3000:]
+        finally:
+            trainer.kill()
+        counted = chaos.count(env, trainer.returned(), store=mount / "store")  # waits for the drainer
+        left = chaos.journals(spool)
+        drained = (spool / "journal" / "drain.log").read_text()
+    assert (counted.stored, counted.rows, counted.lost) == (counted.emitted, counted.emitted, 0)
+    assert counted.status == "FINISHED"
+    assert not left, drained
+    assert "stored" in drained
