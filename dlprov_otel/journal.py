@@ -1,9 +1,13 @@
 """The local append-only journal: the durable boundary of provenance.
 
 Every span of a process is appended, as one compact record, to a per-process journal file
-before anything else happens to it: dataset emissions on the calling thread (a ``marshal``
-and one ``os.write`` to an ``O_APPEND`` file — the bytes are in the page cache and survive
-the death of the process, SIGKILL included), other spans when they end. Spans are then
+before anything else happens to it: dataset emissions on the calling thread, other spans when
+they end. A record is a ``marshal`` copied into a shared memory map of the file (no system
+call, and the GIL is kept: the bytes are in the page cache and survive the death of the
+process, SIGKILL included). The file grows ahead of the writer by ``posix_fallocate``, so the
+blocks are reserved before a byte is copied: a full disk is an error at the call that needs
+more space (said once, the spans then kept in memory), never a ``SIGBUS``. Where
+``posix_fallocate`` is missing, each record is one ``os.write`` to an ``O_APPEND`` file. Spans are then
 built and exported off the training thread. A checkpoint file says up to where the store
 or collector has committed; a journal is deleted only after its spans have been read back
 from the store (or acknowledged by the collector, which acknowledges after commit).
@@ -14,7 +18,9 @@ the same endpoint, and by ``dlprov replay``.
 
 File layout, under ``<spool dir>/journal/<target key>/``::
 
-    <host>-<pid>-<random>.jnl     frames: 4-byte little-endian length + marshal payload
+    <host>-<pid>-<random>.jnl     frames: 4-byte little-endian length + marshal payload,
+                                  then zeros where the file was reserved ahead (a length of 0
+                                  ends the records; a closed journal is cut at its last frame)
     <host>-<pid>-<random>.ckpt    the byte offset below which every record is committed
 
 Records are tuples: ``("h", version, target, pid, resource attributes, created ns)`` first,
@@ -34,6 +40,7 @@ import fcntl
 import hashlib
 import logging
 import marshal
+import mmap
 import os
 import re
 import secrets
@@ -58,6 +65,9 @@ _LEN = struct.Struct("<I")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _SCOPE = InstrumentationScope("dlprov_otel")
 SpanKey = tuple[int, int]  # (trace id, span id)
+MAPPED = hasattr(os, "posix_fallocate") and hasattr(mmap, "MAP_SHARED")
+GROW_MIN = 64 * 1024  # bytes reserved ahead of the writer at least (a multiple of the page size)
+GROW_MAX = 16 * 1024 * 1024  # and at most beyond what the journal holds
 
 
 def target_key(target: str) -> str:
@@ -86,9 +96,13 @@ class Journal:
         name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', socket.gethostname())[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
         self.path = self.directory / f"{name}.jnl"
         self.checkpoint_path = self.directory / f"{name}.ckpt"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.mapped = MAPPED
+        flags = os.O_RDWR | os.O_CREAT if self.mapped else os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        self._fd = os.open(self.path, flags, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "alive": replay skips locked files
         self._lock = threading.Lock()
+        self._map: mmap.mmap | None = None  # the file, shared, up to _end (reserved)
+        self._end = 0
         self._offset = 0
         self._uncommitted: dict[SpanKey, int] = {}  # span -> offset of its record, in append order
         self._checkpoint = 0
@@ -142,13 +156,44 @@ class Journal:
             self._plans += 1
         return number if self._append(("p", number, name, head, keys, numeric), None) else -1
 
-    def row_sink(self) -> tuple[int, threading.Lock, dict[SpanKey, int]]:
-        """(file descriptor, lock, uncommitted spans) for the caller that appends ``"r"``
-        records itself (``Recorder.row_recorder``: one frame on the hot path). Under the lock,
-        unless ``closed``: one ``os.write`` of the frame (a short write finished by
-        :meth:`_finish`, an ``OSError`` handed to :meth:`_write_failed`), then the span's
-        offset into the uncommitted spans, ``_offset`` advanced and ``records`` counted."""
-        return self._fd, self._lock, self._uncommitted
+    def row_sink(self) -> tuple[threading.Lock, dict[SpanKey, int]] | None:
+        """(lock, uncommitted spans) for the caller that appends ``"r"`` records itself
+        (``Recorder.row_recorder``: one frame on the hot path); None when the journal is not
+        memory-mapped (records then go through :meth:`append_payload`). Under the lock, unless
+        ``closed``: with ``off = _offset`` and ``end = off + 4 + len(payload)``, space up to
+        ``end`` (``end <= _end`` or :meth:`_grow`), the payload copied into ``_map`` at
+        ``off + 4`` and then its length at ``off`` (so a record whose length is there is
+        whole), the span's offset into the uncommitted spans, ``_offset = end`` and
+        ``records`` counted."""
+        return (self._lock, self._uncommitted) if self.mapped else None
+
+    def append_payload(self, data: bytes, key: SpanKey) -> bool:
+        """Append one record already marshalled (``data``) for span ``key``."""
+        if self.closed or os.getpid() != self._pid:
+            return False
+        return self._put(data, key)
+
+    def _grow(self, end: int) -> bool:
+        """Reserve the file up to at least ``end`` and map it (under the lock); False (counted,
+        said once) when the disk cannot give the space."""
+        size = self._end
+        want = max(end + GROW_MIN, min(2 * size, size + GROW_MAX))
+        want += -want % GROW_MIN
+        least = end + (-end % mmap.PAGESIZE)
+        error = OSError("no space")
+        for target in (want, least) if least < want else (want,):
+            try:
+                os.posix_fallocate(self._fd, size, target - size)
+                new = mmap.mmap(self._fd, target, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            except OSError as exc:
+                error = exc
+                continue
+            old, self._map, self._end = self._map, new, target
+            if old is not None:
+                old.close()
+            return True
+        self._write_failed(error)
+        return False
 
     def _finish(self, frame: bytes, written: int) -> bool:
         """A short write (disk full mid-record): finish it, or fail."""
@@ -170,9 +215,29 @@ class Journal:
     def _append(self, record: tuple, key: SpanKey | None) -> bool:
         if self.closed or os.getpid() != self._pid:
             return False
-        data = marshal.dumps(record)
+        return self._put(marshal.dumps(record), key)
+
+    def _put(self, data: bytes, key: SpanKey | None) -> bool:
+        if self.mapped:
+            with self._lock:
+                if self.closed:
+                    return False
+                off = self._offset
+                end = off + _LEN.size + len(data)
+                if end > self._end and not self._grow(end):
+                    return False
+                m = self._map
+                m[off + _LEN.size : end] = data  # the payload first, then its length
+                m[off : off + _LEN.size] = _LEN.pack(len(data))
+                if key is not None:
+                    self._uncommitted[key] = off
+                self._offset = end
+                self.records += 1
+            return True
         frame = _LEN.pack(len(data)) + data
         with self._lock:
+            if self.closed:
+                return False
             try:
                 written = os.write(self._fd, frame)
             except OSError as exc:
@@ -229,6 +294,12 @@ class Journal:
             if self.closed:
                 return
             self.closed = True
+            if self._map is not None:
+                with contextlib.suppress(OSError, BufferError):
+                    self._map.close()
+                self._map = None
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._offset)  # what was reserved ahead goes
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         if delete and not self._uncommitted:
@@ -262,6 +333,8 @@ def _records_at(path: Path, start: int = 0) -> Iterator[tuple[int, tuple]]:
     pos = start
     while pos + _LEN.size <= len(data):
         (n,) = _LEN.unpack_from(data, pos)
+        if n == 0:
+            break  # space reserved ahead of the writer: no record from here on
         end = pos + _LEN.size + n
         if end > len(data):
             break  # the process died inside this write

@@ -1,8 +1,8 @@
 """The recording path on the training thread: journal first, spans built off the thread.
 
 A dataset emission (one epoch row, one learning-rate change, ...) costs the caller a
-``marshal`` and one ``os.write`` to the journal (:mod:`dlprov_otel.journal`) plus a deque
-append; a row of a running task (:meth:`Recorder.row_recorder`, the hot path of ``t.output``)
+``marshal`` copied into the journal's memory map (:mod:`dlprov_otel.journal`: no system call)
+plus a deque append; a row of a running task (:meth:`Recorder.row_recorder`, the hot path of ``t.output``)
 journals only its values, its constant attributes once per set and task. A background
 thread, which the caller never wakes (it looks every ``POLL`` seconds, and at once on a
 flush), then builds the real OpenTelemetry span, with the same ids and times, so every span
@@ -22,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import Any
 
 from opentelemetry import trace
@@ -175,18 +176,26 @@ class Recorder:
             number = self._plans.get(plan, -1)
             if number < 0:
                 number = self._plans[plan] = journal.add_plan(plan.name, plan.head, plan.keys, plan.numeric)
-        direct = journal is not None and number >= 0
-        fd, lock, uncommitted = journal.row_sink() if direct else (-1, threading.Lock(), {})
-        dumps, pack, write, time_ns, rand = marshal.dumps, _LEN.pack, os.write, time.time_ns, _ids.getrandbits
+        sink = journal.row_sink() if journal is not None and number >= 0 else None
+        mapped = sink is not None
+        lock, uncommitted = sink if sink is not None else (threading.Lock(), {})
+        dumps, pack, time_ns, rand = marshal.dumps, _LEN.pack, time.time_ns, _ids.getrandbits
         trace_id, parent_id, numeric, items, checks = parent.trace_id, parent.span_id, plan.numeric, self._items, {}
+        size = len(names)
+        every = itemgetter(*names) if size > 1 else (lambda v: tuple(v[n] for n in names))
 
         def record(values: Mapping[str, Any]) -> bool | None:
             if owner._state is not state or owner._provider_tracer is not None:
                 return None
-            keys = values.keys()
-            if not required <= keys <= allowed:
+            if len(values) == size:  # then every declared attribute, or an unknown one
+                try:
+                    row = every(values)
+                except KeyError:
+                    return False
+            elif required <= values.keys() <= allowed:
+                row = tuple(map(values.get, names))
+            else:
                 return False
-            row = tuple(map(values.get, names))
             kinds = tuple(map(type, row))
             check = checks.get(kinds)
             if check is None:
@@ -202,23 +211,26 @@ class Recorder:
                     return False
             now = time_ns()
             span_id = rand(64) or 1
-            if direct:
+            if number < 0:  # no journal, or the plan could not be journalled: the whole span then
+                if journal is not None:
+                    journal.append_span(trace_id, span_id, parent_id, plan.name, now, now, self._attributes(plan, row))
+            elif mapped:  # Journal._put, inline: the payload copied into the map, then its length
                 data = dumps(("r", trace_id, span_id, parent_id, now, number, row), 2)
-                frame = pack(len(data)) + data
                 with lock:
                     if not journal.closed:
-                        try:
-                            written = write(fd, frame)
-                        except OSError as exc:
-                            journal._write_failed(exc)
-                        else:
-                            if written == len(frame) or journal._finish(frame, written):
-                                offset = journal._offset
-                                uncommitted[(trace_id, span_id)] = offset
-                                journal._offset = offset + len(frame)
-                                journal.records += 1
-            elif journal is not None:  # the plan could not be journalled: the whole span then
-                journal.append_span(trace_id, span_id, parent_id, plan.name, now, now, self._attributes(plan, row))
+                        offset = journal._offset
+                        end = offset + 4 + len(data)
+                        if end <= journal._end or journal._grow(end):
+                            m = journal._map
+                            m[offset + 4 : end] = data
+                            m[offset : offset + 4] = pack(len(data))
+                            uncommitted[(trace_id, span_id)] = offset
+                            journal._offset = end
+                            journal.records += 1
+            else:
+                journal.append_payload(
+                    dumps(("r", trace_id, span_id, parent_id, now, number, row), 2), (trace_id, span_id)
+                )
             self.emitted += 1
             if self._stopped:  # after shutdown: build it here, the processors export inline
                 self._build((parent, span_id, plan, now, row))

@@ -125,3 +125,40 @@ def test_rows_of_t_output_are_journalled_as_values_and_read_back_whole(memory, t
     path.with_suffix(".ckpt").write_text(str(offsets[2]))
     _, tail = journal.load(path)
     assert comparable([s for s in tail if s.name == "otrainmodel"]) == comparable(exported[2:])
+
+
+def test_a_journal_left_open_reads_back_to_its_last_record(tmp_path: Path, caplog):
+    """A process that dies leaves the space reserved ahead of its writer (zeros) after its last
+    record, and maybe a record whose payload was copied but not yet its length: neither is read
+    as a record, and no warning is logged. A closed journal ends at its last record."""
+    spans = sdk_spans(3)
+    j = journal.Journal(tmp_path, "store-d")
+    assert all(j.append_readable(s) for s in spans)
+    if j.mapped:
+        assert j.path.stat().st_size > j.offset  # reserved ahead
+        with open(j.path, "r+b") as fh:  # killed between a payload and its length
+            fh.seek(j.offset + 4)
+            fh.write(b"\xe9payload-without-its-length")
+    target, back = journal.load(j.path, from_checkpoint=False)  # while open: as after SIGKILL
+    assert target == "store-d" and comparable(back) == comparable(spans)
+    assert not [r for r in caplog.records if "damaged" in r.getMessage()]
+    end = j.offset
+    j.close(delete=False)
+    assert j.path.stat().st_size == end
+    assert comparable(journal.load(j.path, from_checkpoint=False)[1]) == comparable(spans)
+
+
+def test_a_journal_grows_past_its_reserved_space(tmp_path: Path):
+    spans = sdk_spans(1)
+    j = journal.Journal(tmp_path, "store-e")
+    big = {semconv.KIND: semconv.KIND_TASK, "blob": "x" * 50_000}
+    keys = []
+    for i in range(40):  # ~2 MB: several steps of growth, records across their boundaries
+        key = (spans[0].context.trace_id, i + 1)
+        keys.append(key)
+        assert j.append_span(*key, 0, f"s{i}", 1, 2, big)
+    assert [s.name for s in journal.load(j.path)[1]] == [f"s{i}" for i in range(40)]
+    j.commit(keys)
+    assert journal.load(j.path)[1] == []
+    j.close(delete=True)
+    assert not j.path.exists()

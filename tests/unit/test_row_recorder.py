@@ -48,3 +48,35 @@ def test_rows_follow_an_instrumentors_provider_and_come_back(memory):
             row(t, 2)
     assert epochs(other.get_finished_spans()) == [1.0]
     assert epochs(memory.spans()) == [0.0, 2.0]
+
+
+def test_rows_with_an_unknown_or_a_missing_attribute_take_the_general_path(memory):
+    """The hot path takes a row only when its names are the set's (all given, or the required
+    ones); any other row is recorded, or refused, exactly as ``add_dataset`` + ``save`` do."""
+    full = {"timestamp": "", "elapsed_time": 0.5, "loss": 0.25, "accuracy": 0.5, "val_loss": None,
+            "val_accuracy": None, "epoch": 1}
+    swapped = {**{k: v for k, v in full.items() if k != "accuracy"}, "accuracy_top5": 0.75}  # same count
+    extra = {**full, "accuracy_top5": 0.75}  # an attribute the set does not declare: a new column
+    rows = [extra, full, swapped, {"epoch": 2}]
+    hot, general = [], []
+    with dlprov_otel.execution("rows-names", dataflow="mnist"):
+        for out, via_output in ((hot, True), (general, False)):
+            with dlprov_otel.task("trainmodel", inputs={"itrainmodel": PARAMS}) as t:
+                for values in rows:
+                    try:
+                        if via_output:
+                            t.output("otrainmodel", **values)
+                        else:
+                            t.task.add_dataset(DataSet("otrainmodel", [values]))
+                            t.task.save()
+                        out.append(None)
+                    except Exception as exc:  # the same error both ways
+                        out.append(f"{type(exc).__name__}: {exc}")
+    spans = [s for s in memory.spans() if s.attributes.get(semconv.DATASET_TAG) == "otrainmodel"]
+    assert hot == general
+    recorded = [dict(s.attributes) for s in spans]
+    for attrs in recorded:
+        attrs.pop(semconv.TASK_ID, None)
+    assert len(recorded) % 2 == 0 and recorded[: len(recorded) // 2] == recorded[len(recorded) // 2 :]
+    assert hot[:2] == [None, None] and "lacks required attribute(s) ['accuracy']" in hot[2]
+    assert semconv.data_key("accuracy_top5") in recorded[0]
