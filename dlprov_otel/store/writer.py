@@ -219,9 +219,10 @@ class Writer:
             new = [a for a in attributes if a[0] not in have]
             for name, t, _ in new:
                 self.backend.execute(S.add_column(dataflow, set_tag, name, t))
-            if new:
-                self._columns.pop((dataflow, set_tag), None)
-                cols = self.table_columns(dataflow, set_tag)
+            if not new:  # the common case, a batch of rows: no statement at all
+                return cols
+            self._columns.pop((dataflow, set_tag), None)
+            cols = self.table_columns(dataflow, set_tag)
             _, rows = self._fetch(
                 f"SELECT COALESCE(MAX(ordinal), -1) + 1 FROM {self.cat(S.ATTRIBUTE)} "
                 "WHERE dataflow_tag = ? AND ds_tag = ?",

@@ -32,6 +32,7 @@ from dlprov_otel.store.transient import TransientStoreError
 
 from . import decode
 from .admission import Admission
+from .lean import LeanRequest
 from .settings import Settings
 
 logger = logging.getLogger("dlprov.collector")
@@ -93,16 +94,22 @@ class Collector:
         with self._counts_lock:
             return dict(self.counts)
 
-    def ingest(self, request: ExportTraceServiceRequest) -> IngestResult:
-        """Store a decoded request; returns once everything stored is committed.
+    def ingest(self, request: ExportTraceServiceRequest | LeanRequest) -> IngestResult:
+        """Store a decoded request (parsed fully, or lean from OTLP/HTTP protobuf); returns once
+        everything stored is committed.
 
         Raises :class:`StoreError` when the store cannot take it (the sender should retry).
         """
-        decode.validate(request)
+        if isinstance(request, LeanRequest):
+            records = request.records()  # ids validated as decode.validate does
+            received = request.span_count()
+        else:
+            decode.validate(request)
+            records = from_otlp(request)
+            received = decode.span_count(request)
         if self.settings.ingest_delay:
             time.sleep(self.settings.ingest_delay)
-        result = IngestResult(received=decode.span_count(request))
-        records = from_otlp(request)
+        result = IngestResult(received=received)
         with self._counts_lock:
             self.counts["requests"] += 1
             self.counts["spans_received"] += result.received
@@ -122,7 +129,7 @@ class Collector:
         rejected = refused + rejected
         result.stored = stored
         if rejected:
-            path = self._save_rejects(request, rejected)
+            path = self._save_rejects(request.full() if isinstance(request, LeanRequest) else request, rejected)
             result.rejected = len(rejected)
             first = rejected[0]
             result.message = (

@@ -24,7 +24,7 @@ from dlprov_otel.errors import StoreError
 from dlprov_otel.http import HTTPError, Request, Response, Route, Unauthorized
 from dlprov_otel.http.guard import CHALLENGE, RETRY_AFTER_STORE
 
-from . import decode
+from . import decode, lean
 from .ingest import Collector, Overloaded
 
 logger = logging.getLogger("dlprov.collector")
@@ -63,7 +63,7 @@ class OTLPHTTPApp:
             with collector.slot():
                 body = request.body(limit)
                 body = decode.decompress(body, request.header("Content-Encoding"), limit)
-                result = collector.ingest(decode.parse(body, ctype))
+                result = collector.ingest(lean.parse(body, ctype))
         except Unauthorized as exc:
             return _error(401, str(exc), as_json, CHALLENGE, close=True)
         except Overloaded as exc:
