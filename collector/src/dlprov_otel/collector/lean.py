@@ -17,6 +17,7 @@ The records are the ones :func:`dlprov_otel.records.from_otlp` makes of the full
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -92,14 +93,85 @@ def _field(number: int, payload: bytes) -> bytes:
 
 
 def _decode_pairs(raws: list[bytes]) -> list[tuple[str, Any]]:
-    """(key, value) of encoded ``KeyValue`` attributes, parsed as the attributes of one span
-    of a real request (the depth a body has them at); raises what the full parse raises."""
-    span = b"".join(_field(9, raw) for raw in raws)
-    body = _field(1, _field(2, _field(2, span)))
+    """(key, value) of encoded ``KeyValue`` attributes; raises what the full parse raises.
+
+    The usual shapes (a short key; a string, double, small int or bool, or an array of them)
+    are read here; the others are parsed together as the attributes of one span of a real
+    request (the depth a body has them at)."""
+    pairs = [_quick_pair(raw) for raw in raws]
+    rest = [raw for raw, pair in zip(raws, pairs, strict=True) if pair is None]
+    if not rest:
+        return pairs  # type: ignore[return-value]
+    span = b"".join(_field(9, raw) for raw in rest)
     request = ExportTraceServiceRequest()
-    request.ParseFromString(body)
-    attributes = request.resource_spans[0].scope_spans[0].spans[0].attributes
-    return [(kv.key, _decoded(kv.value)) for kv in attributes]
+    request.ParseFromString(_field(1, _field(2, _field(2, span))))
+    parsed = iter([(kv.key, _decoded(kv.value)) for kv in request.resource_spans[0].scope_spans[0].spans[0].attributes])
+    return [next(parsed) if pair is None else pair for pair in pairs]
+
+
+_NO = object()  # not a shape _quick_pair reads
+_double = struct.Struct("<d").unpack_from
+
+
+def _quick_pair(raw: bytes) -> tuple[str, Any] | None:
+    """(key, value) of a ``KeyValue`` encoded as the SDKs encode the usual attributes
+    (field 1, the key, then field 2, the value, lengths under 128), else None. What is read
+    here is exactly what upb would decode (the layout is checked to the last byte; strings
+    are strict UTF-8); anything else is left to upb."""
+    n = len(raw)
+    if n < 4 or raw[0] != 0x0A or raw[1] > 0x7F:
+        return None
+    p = raw[1] + 2
+    if p + 2 > n or raw[p] != 0x12 or raw[p + 1] > 0x7F or p + 2 + raw[p + 1] != n:
+        return None
+    try:
+        key = raw[2:p].decode()
+    except UnicodeDecodeError:
+        return None
+    if p + 2 == n:
+        return key, None  # a value with nothing set
+    value = _quick_array(raw, p + 2, n) if raw[p + 2] == 0x2A else _quick_scalar(raw, p + 2, n)  # 0x2A: an array
+    return None if value is _NO else (key, value)
+
+
+def _quick_scalar(b: bytes, i: int, end: int) -> Any:
+    """The scalar ``AnyValue`` that is exactly ``b[i:end]`` (non-empty), or _NO."""
+    tag = b[i]
+    if tag == 0x21:  # double_value
+        return _double(b, i + 1)[0] if end - i == 9 else _NO
+    if tag == 0x0A:  # string_value
+        if b[i + 1] > 0x7F or i + 2 + b[i + 1] != end:
+            return _NO
+        try:
+            return b[i + 2 : end].decode()
+        except UnicodeDecodeError:
+            return _NO
+    if end - i == 2 and b[i + 1] < 0x80:
+        if tag == 0x18:  # int_value, 0..127
+            return b[i + 1]
+        if tag == 0x10 and b[i + 1] < 2:  # bool_value
+            return b[i + 1] == 1
+    return _NO
+
+
+def _quick_array(b: bytes, i: int, end: int) -> Any:
+    """The ``AnyValue`` holding an array of scalars that is exactly ``b[i:end]``, or _NO."""
+    if i + 2 > end or b[i + 1] > 0x7F or i + 2 + b[i + 1] != end:
+        return _NO
+    j = i + 2
+    values: list[Any] = []
+    while j < end:
+        if j + 2 > end or b[j] != 0x0A or b[j + 1] > 0x7F:
+            return _NO
+        k = j + 2 + b[j + 1]
+        if k > end:
+            return _NO
+        value = None if k == j + 2 else _quick_scalar(b, j + 2, k)
+        if value is _NO:
+            return _NO
+        values.append(value)
+        j = k
+    return tuple(values)
 
 
 class LeanRequest:
@@ -130,58 +202,57 @@ class LeanRequest:
 
     def records(self) -> list[SpanRecord]:
         """Validated ids (as :func:`decode.validate`), then the DLProv spans as records."""
-        cache: dict[bytes, tuple[str, Any]] = {}
-        spans: list[tuple[Any, list[bytes], dict[str, Any]]] = []
-        missing: dict[bytes, None] = {}
+        spans: list[tuple[Any, str, str, list[bytes], dict[str, Any]]] = []
+        encodings: list[bytes] = []
         check = False  # an id to check as decode.validate does (its message names the span)
         for rs in self.message.resource_spans:
             resource = None
             for ss in rs.scope_spans:
                 for s in ss.spans:
-                    trace_id, span_id, parent = s.trace_id, s.span_id, s.parent_span_id
-                    if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id) or (
-                        parent and (len(parent) != 8 or not any(parent))
-                    ) or len(s.links):
+                    trace_id, span_id = s.trace_id, s.span_id
+                    if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
                         check = True
                     raws = list(s.attributes)
-                    for raw in raws:
-                        if raw not in missing:
-                            missing[raw] = None
+                    encodings += raws
                     if resource is None:
                         resource = _kv(rs.resource.attributes)
-                    spans.append((s, raws, resource))
-        if missing:
+                    spans.append((s, trace_id.hex(), span_id.hex(), raws, resource))
+        cache: dict[bytes, tuple[str, Any]] = {}
+        if encodings:
+            missing = list(dict.fromkeys(encodings))  # distinct, in order
             try:
-                cache.update(zip(missing, _decode_pairs(list(missing)), strict=True))
+                cache = dict(zip(missing, _decode_pairs(missing), strict=True))
             except (DecodeError, ValueError) as exc:
                 raise _undecodable(self.body, exc) from None
-        if check:
-            validate(self.full())
         out: list[SpanRecord] = []
         kind_key = semconv.KIND
-        for s, raws, resource in spans:
-            attrs: dict[str, Any] = {}
-            for raw in raws:
-                key, value = cache[raw]
-                attrs[key] = value
+        pair = cache.__getitem__
+        for s, trace_id, span_id, raws, resource in spans:
+            parent = s.parent_span_id
+            links = s.links
+            if (parent and (len(parent) != 8 or not any(parent))) or links:
+                check = True
+            attrs = dict(map(pair, raws))  # in order: a repeated key keeps its last value
             if kind_key not in attrs:
                 continue
             status = s.status
             out.append(
                 SpanRecord(
-                    s.trace_id.hex(),
-                    s.span_id.hex(),
-                    s.parent_span_id.hex() or None,
+                    trace_id,
+                    span_id,
+                    parent.hex() or None,
                     s.name,
                     s.start_time_unix_nano,
                     s.end_time_unix_nano,
                     attrs,
                     _STATUS.get(status.code, "UNSET"),
                     status.message,
-                    [(lk.trace_id.hex(), lk.span_id.hex()) for lk in s.links] if len(s.links) else [],
+                    [(lk.trace_id.hex(), lk.span_id.hex()) for lk in links] if links else [],
                     resource,
                 )
             )
+        if check:
+            validate(self.full())
         return out
 
 
