@@ -17,24 +17,28 @@ Target: >= 30,000 spans/s with 4 producers, acknowledge p99 <= 250 ms.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import multiprocessing as mp
 import os
 import statistics
 import sys
 import tempfile
 import time
+import urllib.parse
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench_collector import BATCH, bench_producers, post
+from bench_collector import BATCH, _producer, post
 from bench_core import machine
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dlprov_otel import Element, SetType, model, semconv, spool
+from dlprov_otel import Element, SetType, client, model, semconv, spool
 from dlprov_otel.api import dataset_attributes
 from tests.collector_proc import METRICS, loss_of, start_collector
 
@@ -84,11 +88,78 @@ def run_requests(n: int, execution_tag: str) -> list[bytes]:
     return [spool.encode(spans[i : i + BATCH]) for i in range(0, len(spans), BATCH)]
 
 
+class _Sender:
+    """POSTs over one HTTP/1.1 connection, kept open between requests as OTLP exporters keep
+    theirs (the OpenTelemetry exporter's ``requests.Session``)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+
+    def post(self, body: bytes) -> float:
+        t0 = time.perf_counter()
+        self.conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+        resp = self.conn.getresponse()
+        resp.read()
+        assert resp.status == 200, resp.status
+        return time.perf_counter() - t0
+
+
+def _keep_alive_producer(url: str, n: int, tag: str, ready: mp.Queue, go: mp.Event, out: mp.Queue, make) -> None:
+    """One sender (bench_collector._producer over one kept connection)."""
+    bodies = make(n, tag)
+    sender = _Sender(url)
+    ready.put(1)
+    go.wait()
+    t0 = time.monotonic()  # system-wide clock: comparable between processes
+    acks = [sender.post(body) for body in bodies]
+    out.put((t0, time.monotonic(), acks))
+
+
+def bench_producers(url: str, total: int, producers: int, keep_alive: bool = True) -> dict[str, float]:
+    """bench_collector.bench_producers with this benchmark's requests, each producer over one
+    kept connection (``keep_alive``, as OTLP exporters send) or a new connection per request."""
+    ctx = mp.get_context("spawn")  # no inherited state (OpenTelemetry, store handles)
+    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    run = uuid.uuid4().hex[:8]
+    tags = [f"prod-{run}-{i}" for i in range(producers)]
+    share = total // producers
+    target = _keep_alive_producer if keep_alive else _producer
+    procs = [ctx.Process(target=target, args=(url, share, tag, ready, go, out, run_requests)) for tag in tags]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=300)
+    go.set()
+    spans = [out.get(timeout=600) for _ in procs]
+    acks = sorted(a for *_, batch in spans for a in batch)
+    for p in procs:
+        p.join(30)
+        if p.exitcode != 0:
+            raise RuntimeError(f"producer exited with {p.exitcode}")
+    elapsed = max(e for _, e, _ in spans) - min(s for s, _, _ in spans)
+    listed = ", ".join(f"'{t}'" for t in tags)
+    stored = client.query(url, f'SELECT COUNT(*) FROM "remote"."metrics" WHERE execution_tag IN ({listed})')[1][0][0]
+    if stored != share * producers:
+        raise RuntimeError(f"{producers} producers: {stored} spans stored of {share * producers}")
+    return {
+        "producers": producers,
+        "connections": "kept" if keep_alive else "one per request",
+        "spans": share * producers,
+        "seconds": round(elapsed, 3),
+        "spans_per_second": round(share * producers / elapsed),
+        "ack_p50_s": round(statistics.median(acks), 4),
+        "ack_p99_s": round(acks[min(len(acks) - 1, int(0.99 * len(acks)))], 4),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--spans", type=int, default=40_000, help="spans per run, all producers together")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--new-connections", action="store_true",
+                        help="a new connection per request (default: each producer keeps one, as OTLP exporters do)")
     args = parser.parse_args()
     out: dict[str, object] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -107,7 +178,7 @@ def main() -> None:
                 post(col.url, body)
             for _ in range(args.repeat):
                 cpu0 = cpu_seconds(col.proc.pid)
-                run = bench_producers(col.url, args.spans, args.producers, run_requests)
+                run = bench_producers(col.url, args.spans, args.producers, not args.new_connections)
                 run["collector_cpu_us_per_span"] = round((cpu_seconds(col.proc.pid) - cpu0) / run["spans"] * 1e6, 1)
                 runs.append(run)
                 print(json.dumps(run), flush=True)

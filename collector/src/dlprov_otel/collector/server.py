@@ -11,6 +11,7 @@ span delivered twice is stored once (the store is idempotent on ids).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import threading
@@ -29,6 +30,7 @@ from .otlp_http import OTLPHTTPApp
 from .settings import Settings, add_serve_arguments, settings_from_args
 
 logger = logging.getLogger("dlprov.collector")
+GC_THRESHOLD = 10_000  # net allocations of tracked objects between gen-0 collections
 
 
 def make_http_server(collector: Collector, host: str, port: int) -> ThreadingHTTPServer:
@@ -46,6 +48,7 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
     refuse_without_token(settings.host, settings.token, settings.insecure, access="read and write")
     collector = Collector(settings)
     collector.open()
+    _tune_gc()
     try:
         httpd = make_http_server(collector, settings.host, settings.http_port)
     except DLProvError:
@@ -80,6 +83,17 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
         collector.close()
         logger.info("DLProv collector stopped")
     return 0
+
+
+def _tune_gc() -> None:
+    """Fewer collections of the cyclic garbage collector: the objects of a request (records,
+    their attribute dicts, row tuples) live until it is answered, so with the default gen-0
+    threshold (700) they were scanned several times each and promoted, about 1.5 us per span
+    of collections that freed nothing. The objects made so far (modules, the store's caches)
+    are frozen out of the collections; cycles are still collected, after 10,000 net
+    allocations instead of 700."""
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
