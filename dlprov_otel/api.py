@@ -279,6 +279,18 @@ class Task:
         self._flush()
         return self
 
+    def prepare_rows(self) -> None:
+        """Bind the row recorder of each output set of a running task now (its plan journalled
+        once), so that the first ``t.output`` of a set costs what the later ones do."""
+        if self._pending or self.status is not semconv.RUNNING:
+            return
+        for set_def in self.transformation.outputs:
+            if set_def.tag not in self._rows:
+                try:
+                    self._row_recorder(set_def.tag)
+                except Exception:  # an optimisation only: the first row then binds it
+                    logger.debug("DLProv: rows of %s not prepared", set_def.tag, exc_info=True)
+
     def record_row(self, set_tag: str, values: Mapping[str, Any]) -> bool:
         """The hot path of a running task: one element given by name, of plain values (floats,
         ints, strings, None) for attributes the set declares. Recorded at once, exactly as

@@ -46,6 +46,7 @@ import re
 import secrets
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -62,6 +63,19 @@ logger = logging.getLogger(__name__)
 
 VERSION = 1
 _LEN = struct.Struct("<I")
+
+
+def _put_length_by_slice(buffer: Any, offset: int, n: int) -> None:
+    buffer[offset : offset + 4] = _LEN.pack(n)
+
+
+# put_length(map, offset, n): a record's length into the map as one 4-byte store (the native
+# format copies it whole; "<I" would write it a byte at a time), where native is "<I"
+put_length = (
+    struct.Struct("@I").pack_into
+    if sys.byteorder == "little" and struct.calcsize("@I") == 4
+    else _put_length_by_slice
+)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _SCOPE = InstrumentationScope("dlprov_otel")
 SpanKey = tuple[int, int]  # (trace id, span id)
@@ -228,7 +242,7 @@ class Journal:
                     return False
                 m = self._map
                 m[off + _LEN.size : end] = data  # the payload first, then its length
-                m[off : off + _LEN.size] = _LEN.pack(len(data))
+                put_length(m, off, len(data))
                 if key is not None:
                     self._uncommitted[key] = off
                 self._offset = end

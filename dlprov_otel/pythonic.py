@@ -126,6 +126,7 @@ def task(
     for set_tag, rows in (inputs or {}).items():
         t.add_dataset(DataSet(set_tag, [rows] if isinstance(rows, Mapping) else rows))
     t.begin()
+    t.prepare_rows()
     scope = TaskScope(t)
     try:
         yield scope

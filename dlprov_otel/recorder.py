@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from .journal import _LEN, Journal, expand_row
+from .journal import Journal, expand_row, put_length
 from .values import storable_attributes
 
 logger = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class Recorder:
         sink = journal.row_sink() if journal is not None and number >= 0 else None
         mapped = sink is not None
         lock, uncommitted = sink if sink is not None else (threading.Lock(), {})
-        dumps, pack, time_ns, rand = marshal.dumps, _LEN.pack, time.time_ns, _ids.getrandbits
+        dumps, put_len, time_ns, rand = marshal.dumps, put_length, time.time_ns, _ids.getrandbits
         trace_id, parent_id, numeric, items, checks = parent.trace_id, parent.span_id, plan.numeric, self._items, {}
         size = len(names)
         every = itemgetter(*names) if size > 1 else (lambda v: tuple(v[n] for n in names))
@@ -223,7 +223,7 @@ class Recorder:
                         if end <= journal._end or journal._grow(end):
                             m = journal._map
                             m[offset + 4 : end] = data
-                            m[offset : offset + 4] = pack(len(data))
+                            put_len(m, offset, len(data))
                             uncommitted[(trace_id, span_id)] = offset
                             journal._offset = end
                             journal.records += 1

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dlprov_otel import journal, semconv
+from dlprov_otel import journal, semconv, tracing
 from dlprov_otel.records import from_readable_spans
 
 from .user_scripts import seed_snippet
@@ -114,7 +114,8 @@ def test_rows_of_t_output_are_journalled_as_values_and_read_back_whole(memory, t
     assert len(exported) == 4
     (path,) = (journal.journal_root(tmp_path / "spool") / journal.target_key(memory.telemetry.target)).glob("*.jnl")
     kinds = [rec[0] for rec in journal.read_records(path)]
-    assert kinds.count("r") == 4 and kinds.count("p") == 1
+    outputs = tracing.lookup_dataflow("mnist").transformation("trainmodel").outputs
+    assert kinds.count("r") == 4 and kinds.count("p") == len(outputs)  # a plan per output set, at task start
     _, back = journal.load(path, from_checkpoint=False)
     rows = [s for s in back if s.attributes.get(semconv.DATASET_TAG) == "otrainmodel"]
     assert comparable(rows) == comparable(exported)
