@@ -8,6 +8,7 @@ connection's lock and commits or rolls back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import defaultdict
@@ -363,38 +364,46 @@ class Writer:
         # Rows are gathered as tuples per (relation, attribute list) and transposed into columns
         # at the end: per span this is a handful of lookups and one tuple (the hot path).
         groups: dict[tuple[str, str, tuple[str, ...]], Group] = {}
+        known: dict[tuple[Any, ...], Group] = {}  # a span's raw tags and lists -> its group
+        c = semconv
         for r in records:
             get = r.attributes.get
-            found = shape(tuple(get(semconv.DATASET_ATTRIBUTES, ())), tuple(get(semconv.DATASET_TYPES, ())), r.span_id)
-            key = (
-                tag(get(semconv.DATAFLOW_TAG, ""), "dataflow tag"),
-                tag(get(semconv.DATASET_TAG, ""), "set tag"),
-                found.names,
-            )
-            group = groups.get(key)
+            raw = (get(c.DATAFLOW_TAG, ""), get(c.DATASET_TAG, ""), get(c.DATASET_ATTRIBUTES, ()),
+                   get(c.DATASET_TYPES, ()))
+            try:
+                group = known.get(raw)
+            except TypeError:  # a list among them: normalized each time
+                group = None
             if group is None:
-                group = groups[key] = Group(found)
-            n = int(get(semconv.DATASET_ELEMENTS, 0))
+                found = shape(tuple(raw[2]), tuple(raw[3]), r.span_id)
+                key = (tag(raw[0], "dataflow tag"), tag(raw[1], "set tag"), found.names)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = Group(found)
+                with contextlib.suppress(TypeError):
+                    known[raw] = group
+            n = int(get(c.DATASET_ELEMENTS, 0))
             if n <= 0:
                 continue
-            task_id = get(semconv.TASK_ID)
+            task_id = get(c.TASK_ID)
             task_id = None if task_id is None else str(task_id)
-            role = get(semconv.DATASET_ROLE)
+            role = get(c.DATASET_ROLE)
             base = (
                 task_id,
                 task_id if role == "OUTPUT" else None,
                 task_id if role == "INPUT" else None,
-                get(semconv.EXECUTION_TAG),
-                get(semconv.RANK),
+                get(c.EXECUTION_TAG),
+                get(c.RANK),
                 r.end_ns,
                 r.trace_id,
                 r.span_id,
             )
-            values = [get(k) for k in found.keys]
-            values = [v if isinstance(v, list | tuple) else (v,) for v in values]
-            if n == 1:
-                group.rows.append((*base, r.span_id + "-0", 0, *[v[0] if v else None for v in values]))
+            keys = group.shape.keys
+            if n == 1:  # the usual emission: one element, each value a 1-list (or a scalar)
+                group.rows.append((*base, r.span_id + "-0", 0, *[
+                    (v[0] if v else None) if isinstance(v := get(k), list | tuple) else v for k in keys]))
             else:
+                values = [v if isinstance(v, list | tuple) else (v,) for v in map(get, keys)]
                 for i in range(n):
                     group.rows.append((*base, f"{r.span_id}-{i}", i, *[v[i] if i < len(v) else None for v in values]))
         tables: dict[tuple[str, str], list[Group]] = {}

@@ -49,12 +49,27 @@ class Admission:
         """Split ``records`` into (admitted, [(refused, why)])."""
         admitted: list[SpanRecord] = []
         refused: list[tuple[SpanRecord, str]] = []
+        well_formed: set[tuple[Any, ...]] = set()  # the checked fields of dataset spans that passed
+        c = semconv
         for r in records:
+            get = r.attributes.get
+            fields = None
+            if get(c.KIND) == c.KIND_DATASET:  # the same tags, lists and count: the same verdict
+                fields = (get(c.DATAFLOW_TAG, ""), get(c.DATASET_TAG, ""), get(c.DATASET_ATTRIBUTES, ()),
+                          get(c.DATASET_TYPES, ()), get(c.DATASET_ELEMENTS, 0))
+                try:
+                    if fields in well_formed:
+                        admitted.append(r)
+                        continue
+                except TypeError:  # a list or a dict among them: checked each time
+                    fields = None
             why = malformed(r)
             if why:
                 refused.append((r, why))
             else:
                 admitted.append(r)
+                if fields is not None:
+                    well_formed.add(fields)
         owners = self._owners_of(store, admitted)
         kept: list[SpanRecord] = []
         for r in admitted:
