@@ -201,11 +201,19 @@ class Journal:
                 new = mmap.mmap(self._fd, target, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
             except OSError as exc:
                 error = exc
+                if self._map is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    break
                 continue
             old, self._map, self._end = self._map, new, target
             if old is not None:
                 old.close()
             return True
+        if self._map is None and error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            # this file system cannot reserve or map the journal: plain appends (see _put)
+            logger.debug("DLProv: journal %s not memory-mapped (%s)", self.path, error)
+            self.mapped = False
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) | os.O_APPEND)
+            return False
         self._write_failed(error)
         return False
 
@@ -238,16 +246,17 @@ class Journal:
                     return False
                 off = self._offset
                 end = off + _LEN.size + len(data)
-                if end > self._end and not self._grow(end):
+                if end <= self._end or self._grow(end):
+                    m = self._map
+                    m[off + _LEN.size : end] = data  # the payload first, then its length
+                    put_length(m, off, len(data))
+                    if key is not None:
+                        self._uncommitted[key] = off
+                    self._offset = end
+                    self.records += 1
+                    return True
+                if self.mapped:
                     return False
-                m = self._map
-                m[off + _LEN.size : end] = data  # the payload first, then its length
-                put_length(m, off, len(data))
-                if key is not None:
-                    self._uncommitted[key] = off
-                self._offset = end
-                self.records += 1
-            return True
         frame = _LEN.pack(len(data)) + data
         with self._lock:
             if self.closed:

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from itertools import count
 from operator import itemgetter
 from typing import Any
 
@@ -166,7 +167,8 @@ class Recorder:
         Checks the row (the keys ``required <= keys <= allowed``; per type signature,
         ``row_check(types, numeric)`` says which ints to range-check and which strings to
         check for NUL, or False), journals its values (with the journal's own bookkeeping, see
-        :meth:`Journal.row_sink`) and hands it to the builder. Returns True when recorded,
+        :meth:`Journal.row_sink`) and hands it to the builder. Span ids are consecutive from a
+        random start drawn per closure (unique as random ones are, with no draw per row). Returns True when recorded,
         False when the row must take the general path, None when ``owner`` (the tracing
         module) no longer has ``state`` as its pipeline or records with a provider of its own.
         """
@@ -179,9 +181,11 @@ class Recorder:
         sink = journal.row_sink() if journal is not None and number >= 0 else None
         mapped = sink is not None
         lock, uncommitted = sink if sink is not None else (threading.Lock(), {})
+        acquire, release = lock.acquire, lock.release
         dumps, put_len, time_ns, rand = marshal.dumps, put_length, time.time_ns, _ids.getrandbits
         trace_id, parent_id, numeric, items, checks = parent.trace_id, parent.span_id, plan.numeric, self._items, {}
         size = len(names)
+        next_id = count(rand(63) + 1).__next__  # span ids: consecutive from a random start
         every = itemgetter(*names) if size > 1 else (lambda v: tuple(v[n] for n in names))
 
         def record(values: Mapping[str, Any]) -> bool | None:
@@ -210,13 +214,14 @@ class Recorder:
                 if "\x00" in row[i]:
                     return False
             now = time_ns()
-            span_id = rand(64) or 1
+            span_id = next_id()
             if number < 0:  # no journal, or the plan could not be journalled: the whole span then
                 if journal is not None:
                     journal.append_span(trace_id, span_id, parent_id, plan.name, now, now, self._attributes(plan, row))
             elif mapped:  # Journal._put, inline: the payload copied into the map, then its length
                 data = dumps(("r", trace_id, span_id, parent_id, now, number, row), 2)
-                with lock:
+                acquire()
+                try:
                     if not journal.closed:
                         offset = journal._offset
                         end = offset + 4 + len(data)
@@ -227,6 +232,8 @@ class Recorder:
                             uncommitted[(trace_id, span_id)] = offset
                             journal._offset = end
                             journal.records += 1
+                finally:
+                    release()
             else:
                 journal.append_payload(
                     dumps(("r", trace_id, span_id, parent_id, now, number, row), 2), (trace_id, span_id)

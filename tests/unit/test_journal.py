@@ -3,6 +3,7 @@ last record, and is kept until the store has committed it."""
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
 
@@ -163,3 +164,18 @@ def test_a_journal_grows_past_its_reserved_space(tmp_path: Path):
     assert journal.load(j.path)[1] == []
     j.close(delete=True)
     assert not j.path.exists()
+
+
+def test_a_file_system_that_cannot_reserve_gets_plain_appends(tmp_path: Path, monkeypatch):
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(journal.os, "posix_fallocate", unsupported, raising=False)
+    spans = sdk_spans(3)
+    j = journal.Journal(tmp_path, "store-f")
+    assert j.mapped is False and j.row_sink() is None and j.error is None
+    assert all(j.append_readable(s) for s in spans)
+    assert j.path.stat().st_size == j.offset
+    target, back = journal.load(j.path, from_checkpoint=False)
+    assert target == "store-f" and comparable(back) == comparable(spans)
+    j.close(delete=False)
