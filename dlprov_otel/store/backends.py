@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError, StoreError, StoreLockedError
-from . import drainlock, monetdbe_append
+from . import drainlock
 from .transient import TransientStoreError, is_transient  # noqa: F401 - re-exported for callers
 
 logger = logging.getLogger(__name__)
@@ -209,6 +209,8 @@ class EmbeddedBackend(Backend):
     def _append(
         self, schema: str, table: str, columns: list[tuple[str, str]], data: dict[str, list[Any]], n: int
     ) -> None:
+        from . import monetdbe_append  # imports monetdbe: only once a store is open (a lazy run never)
+
         if n == 0 or monetdbe_append.append(self.con, schema, table, columns, data, n):
             return
         string_cols = [c for c, t in columns if t not in NUMERIC_TYPES and t != "timestamp"]
