@@ -71,10 +71,11 @@ def log_path(spool_dir: str | os.PathLike[str]) -> Path:
 
 def hand_off(store_dir: str, spool_dir: str | os.PathLike[str]) -> bool:
     """Start a drainer for the embedded store in ``store_dir``; True when it started."""
-    fd = wait_r = None
+    fd = queue = wait_r = None
     log = None
     try:
-        fd = drainlock.acquire(store_dir)  # None: another drainer runs; ours waits for it
+        # None: another drainer runs; ours waits for it, in the queue readers also wait for
+        fd, queue = drainlock.acquire_queued(store_dir)
         # the drainer starts working only when this process is gone (the pipe's write end
         # closes with it): it never competes with this process's own exit
         wait_r, wait_w = os.pipe()
@@ -85,6 +86,9 @@ def hand_off(store_dir: str, spool_dir: str | os.PathLike[str]) -> bool:
         if fd is not None:
             cmd += ["--lock-fd", str(fd)]
             passed.append(fd)
+        if queue is not None:
+            cmd += ["--queue-fd", str(queue)]
+            passed.append(queue)
         path = log_path(spool_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
@@ -110,6 +114,8 @@ def hand_off(store_dir: str, spool_dir: str | os.PathLike[str]) -> bool:
             os.close(wait_r)
         if fd is not None:
             os.close(fd)  # the drainer holds the lock now
+        if queue is not None:
+            os.close(queue)  # (or its place in the queue)
         if log is not None:
             log.close()
 
@@ -121,10 +127,14 @@ def drain(store_dir: str, spool_dir: str) -> int:
     """One attempt at storing every journal of a stopped process for this store: 0 when all
     are stored, ``RETRY`` when the store failed (held by another process, a full disk)."""
     from .exporter import MonetDBSpanExporter
+    from .journal import orphans
     from .replay import replay_orphans
     from .store import describe, normalize_url, open_store
 
     url = normalize_url(store_dir)
+    if not orphans(spool_dir, describe(url)):  # the drainer before this one stored them all
+        logger.info("DLProv drainer: nothing left to store into %s", store_dir)
+        return 0
     try:
         store = open_store(url)
     except Exception as exc:  # held by a dashboard, a disk still full, ...
@@ -151,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", required=True, help="the embedded store's directory")
     p.add_argument("--spool", required=True, help="the spool directory holding the journals")
     p.add_argument("--lock-fd", type=int, help="the drain lock, inherited from the exiting process")
+    p.add_argument("--queue-fd", type=int, help="a place among the drainers waiting for the lock (inherited)")
     p.add_argument("--wait-fd", type=int, help="a pipe that closes when the exiting process is gone")
     p.add_argument("--until", type=float, help="(a retry) give up at this time (seconds since the epoch)")
     p.add_argument("--backoff", type=float, default=0.5, help="(a retry) seconds before the next attempt")
@@ -164,13 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     fd = args.lock_fd
     if fd is None:
         fd = drainlock.acquire(args.store, wait=PATIENCE_S)
+        if args.queue_fd is not None:
+            os.close(args.queue_fd)  # out of the queue: holding the lock (or giving up)
         if fd is None:
             logger.error("DLProv drainer: another drainer holds %s; leaving the journals to it", args.store)
             return 1
     drainlock.mark_held(args.store)
+    drainlock.set_blocked(fd, False)
     rc = drain(str(Path(args.store)), args.spool)
     if rc != RETRY:
         return rc
+    drainlock.set_blocked(fd, True)  # readers need not wait for this drainer if the holder stays
     if time.time() + args.backoff > until:
         logger.error("DLProv drainer: gave up on %s; the journals are kept for the next process "
                      "(or `dlprov replay`)", args.store)

@@ -9,8 +9,10 @@ the rows whose recording call returned, and reads the store back from another pr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from dlprov_otel.store import drainlock
@@ -36,6 +38,7 @@ print(json.dumps({"monetdbe_loaded": "monetdbe" in sys.modules, "stats": dlprov_
 
 READ = r"""
 import sys
+import time
 from dlprov_otel.store import open_store
 store = open_store(sys.argv[1])
 print(store.query("SELECT count(*), count(DISTINCT epoch) FROM \"mnist\".\"otrainmodel\" WHERE execution_tag = 'run'"
@@ -151,3 +154,57 @@ def test_hand_off_can_be_turned_off(tmp_path, subprocess_env):
     assert not _journals(subprocess_env)
     assert not drainlock.lock_file(store).exists()
     assert _count(subprocess_env, store) == 5
+
+
+def test_a_run_that_ends_while_another_drainer_stores_is_waited_for_too(tmp_path, subprocess_env):
+    """Two runs end close together: the first one's drainer holds the lock while the second
+    run ends, so the second one's drainer waits for it. When the first drainer releases the
+    lock, a reader must still wait (for the queued drainer), not find the second run missing."""
+    store = tmp_path / "store"
+    first_drainer = drainlock.acquire(store)  # the first run's drainer, storing now
+    assert first_drainer is not None
+    try:
+        out = _run(tmp_path, subprocess_env, store, 14)
+        assert out["monetdbe_loaded"] is False
+        assert _journals(subprocess_env), "the drainer of the second run waits for the first one"
+        assert drainlock.held_by_drainer(store)
+    finally:
+        os.close(first_drainer)  # the first drainer is done
+    # no moment between the two drainers at which the store looks free
+    assert drainlock.held_by_drainer(store), "the queued drainer of the second run is not seen"
+    assert drainlock.wait_released(store, timeout=120)
+    assert not _journals(subprocess_env), "free while the second run's journal waits"
+    assert _count(subprocess_env, store) == 14
+
+
+def test_a_reader_does_not_wait_for_a_drainer_that_waits_for_the_same_holder(tmp_path, subprocess_env):
+    """A dashboard holds the store: the drainer of a run waits for it, and so would a reader,
+    for DLPROV_DRAIN_WAIT (120 s) in silence, only to fail then as it does at once without a
+    drainer. It fails at once; the rows arrive once the dashboard is stopped."""
+    store = tmp_path / "store"
+    hold = tmp_path / "hold.py"
+    hold.write_text(
+        "import sys\nfrom dlprov_otel.store import open_store\n"
+        "s = open_store(sys.argv[1])\nprint('held', flush=True)\nsys.stdin.readline()\ns.close()\n"
+    )
+    holder = subprocess.Popen([sys.executable, str(hold), str(store)], env=subprocess_env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = Path(subprocess_env["DLPROV_SPOOL_DIR"]) / "journal" / "drain.log"
+    try:
+        assert holder.stdout.readline().strip() == "held", holder.communicate()[1]  # readiness
+        _run(tmp_path, subprocess_env, store, 6)
+        deadline = time.monotonic() + 120
+        while "cannot open" not in (log.read_text() if log.exists() else ""):  # the drainer met the holder
+            assert time.monotonic() < deadline, "the drainer never tried the store"
+            time.sleep(0.05)
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-c", READ, str(store)],
+                              env={**subprocess_env, "DLPROV_DRAIN_WAIT": "60"},
+                              capture_output=True, text=True, timeout=300)
+        waited = time.monotonic() - started
+        assert proc.returncode != 0 and "in use by another process" in proc.stderr, proc.stderr[-2000:]
+        assert waited < 30, f"the reader waited {waited:.1f} s for a drainer that waits for the same holder"
+    finally:
+        holder.communicate("release\n", timeout=120)
+    assert _count(subprocess_env, store) == 6
+    assert not _journals(subprocess_env)
