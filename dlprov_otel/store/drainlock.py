@@ -56,33 +56,40 @@ def acquire(store_dir: str | os.PathLike[str], *, wait: float = 0.0) -> int | No
             time.sleep(_POLL_S)
 
 
-def enqueue(store_dir: str | os.PathLike[str]) -> int:
+def enqueue(store_dir: str | os.PathLike[str], wait: float = 2.0) -> int | None:
     """Join the drainers waiting for the lock (making the store's directory); its file
-    descriptor: close it once the lock is held. Readers wait while any waiter holds it."""
+    descriptor (close it once the lock is held), or None if that took over ``wait`` seconds.
+    Readers wait while any waiter holds it."""
     path = Path(store_dir) / QUEUE_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)  # only a reader's probe (microseconds) ever holds it exclusively
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # only readers' probes (microseconds) exclude it
+            return fd
+        except OSError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.001)
 
 
 def acquire_queued(store_dir: str | os.PathLike[str]) -> tuple[int | None, int | None]:
     """The lock if it is free, else a place in the queue: ``(lock_fd, None)`` or
-    ``(None, queue_fd)``. The queue is joined before the lock is tried, so there is no moment
-    at which a reader sees neither."""
+    ``(None, queue_fd)`` (``(None, None)``: neither, the drainer waits unseen). The queue is
+    joined before the lock is tried, so there is no moment at which a reader sees neither."""
     queue = enqueue(store_dir)
     try:
         fd = acquire(store_dir)
     except OSError:
-        os.close(queue)
+        if queue is not None:
+            os.close(queue)
         raise
     if fd is None:
         return None, queue
-    os.close(queue)
+    if queue is not None:
+        os.close(queue)
     return fd, None
 
 
