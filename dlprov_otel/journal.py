@@ -112,8 +112,18 @@ class Journal:
         self.checkpoint_path = self.directory / f"{name}.ckpt"
         self.mapped = MAPPED
         flags = os.O_RDWR | os.O_CREAT if self.mapped else os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        self._fd = os.open(self.path, flags, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "alive": replay skips locked files
+        # made under another name, locked, then renamed: no other process's scan for orphan
+        # journals (which probes or claims every unlocked *.jnl) can see it unlocked
+        creating = self.path.with_suffix(".jnl.new")
+        self._fd = os.open(creating, flags, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "alive": replay skips locked files
+            os.rename(creating, self.path)
+        except OSError:
+            os.close(self._fd)
+            with contextlib.suppress(OSError):
+                creating.unlink()
+            raise
         self._lock = threading.Lock()
         self._map: mmap.mmap | None = None  # the file, shared, up to _end (reserved)
         self._end = 0

@@ -229,9 +229,6 @@ time.sleep(120)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="SIGTERM/SIGHUP end the process by the default action after "
-                   "tracing._on_stop_signal: atexit never runs, so the torch integration's pending epoch "
-                   "(finish_at_exit) is not recorded")
 def test_sigterm_right_after_the_last_epoch_of_a_zero_code_torch_run_keeps_that_epoch(tmp_path, subprocess_env):
     pytest.importorskip("torch")
     store = tmp_path / "store"
@@ -259,9 +256,6 @@ def test_sigterm_right_after_the_last_epoch_of_a_zero_code_torch_run_keeps_that_
     assert out.stdout.strip() == str([("TERMINATED", 2)])
 
 
-@pytest.mark.xfail(strict=True, reason="Journal.__init__ creates the .jnl and only then flocks it: an orphan "
-                   "scan (journal._unlocked) or replay._claim of another process (a drainer) in between makes it "
-                   "fail with EAGAIN and the run goes on without a journal")
 def test_a_new_journal_is_not_refused_by_another_process_probing_it(tmp_path, monkeypatch):
     """Four short runs on one store, 1 of 32 printed "no provenance journal ([Errno 11] ...)": a
     drainer's orphan scan held the brand-new journal for a moment. Here the probe is held."""

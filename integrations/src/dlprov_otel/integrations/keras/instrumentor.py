@@ -5,6 +5,8 @@ from __future__ import annotations
 import atexit
 from collections.abc import Collection
 
+from dlprov_otel.tracing import register_at_stop, unregister_at_stop
+
 from .._shared.context import Settings
 from .._shared.guard import guarded
 from .._shared.instrumentor import DLProvInstrumentor
@@ -46,6 +48,7 @@ class KerasInstrumentor(DLProvInstrumentor):
         self.patcher.when_imported("keras", self._patch)
         expect_training(FRAMEWORK, modules=("tensorflow", "keras"), hint=HINT)
         atexit.register(finish_loops)
+        register_at_stop(finish_loops)  # SIGTERM/SIGHUP skip atexit
 
     def _patch(self) -> None:
         patch(self.patcher)
@@ -54,6 +57,7 @@ class KerasInstrumentor(DLProvInstrumentor):
     def _stop(self) -> None:
         finish_loops()
         atexit.unregister(finish_loops)
+        unregister_at_stop(finish_loops)
         stop_expecting(FRAMEWORK)
         active.recorder = None
         state.settings = None

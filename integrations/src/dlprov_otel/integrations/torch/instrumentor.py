@@ -6,6 +6,8 @@ import atexit
 from collections.abc import Collection
 from typing import Any
 
+from dlprov_otel.tracing import register_at_stop, unregister_at_stop
+
 from .._shared.context import Settings
 from .._shared.guard import guarded
 from .._shared.instrumentor import DLProvInstrumentor
@@ -47,6 +49,7 @@ class TorchInstrumentor(DLProvInstrumentor):
             self.patcher.when_imported("lightning.pytorch", self._patch_lightning)
         patch_failures(self.patcher)
         atexit.register(finish_at_exit)
+        register_at_stop(finish_at_exit)  # SIGTERM/SIGHUP skip atexit
 
     def _patch_lightning(self) -> None:
         import lightning.pytorch as pl
@@ -71,6 +74,7 @@ class TorchInstrumentor(DLProvInstrumentor):
             rec.disarm_model_hooks()
             rec.watcher.stop()
         atexit.unregister(finish_at_exit)
+        unregister_at_stop(finish_at_exit)
         stop_expecting("torch")
         active.recorder = None
 
