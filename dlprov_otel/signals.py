@@ -115,3 +115,26 @@ def name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+_stop_hooks: list[Callable[[], Any]] = []
+
+
+def register_at_stop(fn: Callable[[], Any]) -> None:
+    """Call ``fn`` when a stop signal ends the process (SIGTERM/SIGHUP with the default action
+    skip ``atexit``): integrations record what they hold (an epoch waiting for its end)."""
+    if fn not in _stop_hooks:
+        _stop_hooks.append(fn)
+
+
+def unregister_at_stop(fn: Callable[[], Any]) -> None:
+    if fn in _stop_hooks:
+        _stop_hooks.remove(fn)
+
+
+def run_stop_hooks() -> None:
+    for fn in list(_stop_hooks):
+        try:
+            fn()
+        except Exception as exc:  # a hook never keeps the process from ending
+            logger.warning("DLProv: %s at a stop signal failed: %s", getattr(fn, "__name__", fn), exc)

@@ -173,28 +173,9 @@ def _orphans_for_this_run(url: str, spool_dir: Any, target: str) -> bool:
     return bool(orphans(spool_dir, target)) and not drainlock.held_by_drainer(url[len("monetdbe:") :])
 
 
-_stop_hooks: list[Any] = []
-
-
-def register_at_stop(fn: Any) -> None:
-    """Call ``fn`` when a stop signal ends the process (SIGTERM/SIGHUP with the default action
-    skip ``atexit``): integrations record what they hold (an epoch waiting for its end)."""
-    if fn not in _stop_hooks:
-        _stop_hooks.append(fn)
-
-
-def unregister_at_stop(fn: Any) -> None:
-    if fn in _stop_hooks:
-        _stop_hooks.remove(fn)
-
-
 def _on_stop_signal(signum: int) -> None:
     """SIGTERM/SIGHUP with the default action: the process ends right after this."""
-    for fn in list(_stop_hooks):
-        try:
-            fn()
-        except Exception as exc:  # a hook never keeps the process from ending
-            logger.warning("DLProv: %s at a stop signal failed: %s", getattr(fn, "__name__", fn), exc)
+    signals.run_stop_hooks()
     _end_open_executions(semconv.TERMINATED, f"terminated by {signals.name(signum)}")
     shutdown(at_exit=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 from collections.abc import Collection
 
-from dlprov_otel.tracing import register_at_stop, unregister_at_stop
+from dlprov_otel.signals import register_at_stop, unregister_at_stop
 
 from .._shared.context import Settings
 from .._shared.guard import guarded

@@ -6,7 +6,7 @@ import atexit
 from collections.abc import Collection
 from typing import Any
 
-from dlprov_otel.tracing import register_at_stop, unregister_at_stop
+from dlprov_otel.signals import register_at_stop, unregister_at_stop
 
 from .._shared.context import Settings
 from .._shared.guard import guarded
