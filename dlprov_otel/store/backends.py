@@ -11,11 +11,9 @@ never rejects the data; anything else is about the data or the statement.
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import logging
 import math
-import os
 import queue
 import re
 import threading
@@ -150,7 +148,7 @@ class EmbeddedBackend(Backend):
                 drainlock.wait_released(path)
             # Probe MonetDB's lock file ourselves: a failed monetdbe start leaves the process
             # unable to open any other database directory.
-            if not self.shared and _held_by_another_process(Path(path) / ".gdk_lock"):
+            if not self.shared and drainlock.store_held(path):
                 raise StoreLockedError(_locked_message(path))
         try:
             self.con = monetdbe.connect(path or ":memory:", autocommit=False)
@@ -291,24 +289,6 @@ def _locked_message(path: str | None) -> str:
         "one process at a time). Query it from that process, stop it, or share the store "
         "through `dlprov collector serve` or a MonetDB server (monetdb://...)"
     )
-
-
-def _held_by_another_process(lock_file: Path) -> bool:
-    if not lock_file.exists():
-        return False
-    try:
-        fd = os.open(lock_file, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    else:
-        fcntl.lockf(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 QMARK = re.compile(r"\?")

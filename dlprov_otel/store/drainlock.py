@@ -114,13 +114,14 @@ def _blocked_by_holder(store_dir: str | os.PathLike[str]) -> bool:
                 return False
     except OSError:
         return False
-    return _store_held(Path(store_dir) / ".gdk_lock")
+    return store_held(store_dir)
 
 
-def _store_held(gdk_lock: Path) -> bool:
-    """MonetDB's own lock (POSIX ``lockf``) is held by another process."""
+def store_held(store_dir: str | os.PathLike[str]) -> bool:
+    """MonetDB's own lock of the store (``.gdk_lock``, POSIX ``lockf``) is held by another
+    process. (Probing it from the process that has the store open would release the lock.)"""
     try:
-        fd = os.open(gdk_lock, os.O_RDWR)
+        fd = os.open(Path(store_dir) / ".gdk_lock", os.O_RDWR)
     except OSError:
         return False
     try:

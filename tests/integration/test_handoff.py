@@ -8,6 +8,7 @@ the rows whose recording call returned, and reads the store back from another pr
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -39,14 +40,24 @@ if os.environ.get("ASK_STORE"):
 print(json.dumps({"monetdbe_loaded": "monetdbe" in sys.modules, "stats": dlprov_otel.stats()}), flush=True)
 """
 
+# A reader: a new process that opens the store as any reader does and prints one query's rows.
 READ = r"""
 import sys
-import time
 from dlprov_otel.store import open_store
 store = open_store(sys.argv[1])
-print(store.query("SELECT count(*), count(DISTINCT epoch) FROM \"mnist\".\"otrainmodel\" WHERE execution_tag = 'run'"
-                  ).rows[0][0])
+print(store.query(sys.argv[2]).rows)
 store.close()
+"""
+RUN_ROWS = "SELECT count(*) FROM \"mnist\".\"otrainmodel\" WHERE execution_tag = 'run'"
+
+# A dashboard, say: holds the store until a line comes on its stdin.
+HOLD = r"""
+import sys
+from dlprov_otel.store import open_store
+s = open_store(sys.argv[1])
+print('held', flush=True)
+sys.stdin.readline()
+s.close()
 """
 
 
@@ -64,14 +75,29 @@ def _run(tmp_path: Path, env: dict[str, str], store: Path, epochs: int, **extra:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _read(env: dict[str, str], store: Path, sql: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", READ, str(store), sql], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _rows(env: dict[str, str], store: Path, sql: str) -> str:
+    """The rows of ``sql``, as the reader printed them."""
+    proc = _read(env, store, sql)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
 def _count(env: dict[str, str], store: Path) -> int:
     """Rows of the run, read by a new process that opens the store as any reader does."""
-    reader = Path(env["DLPROV_SPOOL_DIR"]).parent / "read.py"
-    reader.write_text(READ)
-    proc = subprocess.run([sys.executable, str(reader), str(store)], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return int(proc.stdout.strip().splitlines()[-1])
+    return ast.literal_eval(_rows(env, store, RUN_ROWS))[0][0]
+
+
+def _hold(env: dict[str, str], store: Path) -> subprocess.Popen:
+    """A process that holds the store (open, and ready) until ``communicate("release\\n")``."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(store)], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held", holder.communicate()[1]  # readiness
+    return holder
 
 
 def _journals(env: dict[str, str]) -> list[Path]:
@@ -97,31 +123,17 @@ def test_runs_one_after_another_each_hand_off_and_nothing_is_lost(tmp_path, subp
     for i in range(3):
         out = _run(tmp_path, subprocess_env, store, 10 + i, RUN=f"r{i}")
         assert out["monetdbe_loaded"] is False
-    reader = tmp_path / "read_all.py"
-    reader.write_text(
-        "import sys\nfrom dlprov_otel.store import open_store\ns = open_store(sys.argv[1])\n"
-        "print(s.query('SELECT execution_tag, count(*) FROM \"mnist\".\"otrainmodel\" GROUP BY execution_tag'"
-        " ' ORDER BY execution_tag').rows)\ns.close()\n"
-    )
-    proc = subprocess.run([sys.executable, str(reader), str(store)], env=subprocess_env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == str([("r0", 10), ("r1", 11), ("r2", 12)])
+    rows = _rows(subprocess_env, store, 'SELECT execution_tag, count(*) FROM "mnist"."otrainmodel" '
+                 "GROUP BY execution_tag ORDER BY execution_tag")
+    assert rows == str([("r0", 10), ("r1", 11), ("r2", 12)])
     assert not _journals(subprocess_env)
 
 
 def test_a_store_held_at_exit_is_stored_by_the_drainer_once_released(tmp_path, subprocess_env):
     """A dashboard holds the store when the run ends: the drainer waits, no command is needed."""
     store = tmp_path / "store"
-    hold = tmp_path / "hold.py"
-    hold.write_text(
-        "import sys\nfrom dlprov_otel.store import open_store\n"
-        "s = open_store(sys.argv[1])\nprint('held', flush=True)\nsys.stdin.readline()\ns.close()\n"
-    )
-    holder = subprocess.Popen([sys.executable, str(hold), str(store)], env=subprocess_env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder = _hold(subprocess_env, store)
     try:
-        assert holder.stdout.readline().strip() == "held", holder.communicate()[1]  # readiness
         out = _run(tmp_path, subprocess_env, store, 12)
         assert out["monetdbe_loaded"] is False
         assert _journals(subprocess_env), "the store is held: the journal waits for it"
@@ -185,25 +197,16 @@ def test_a_reader_does_not_wait_for_a_drainer_that_waits_for_the_same_holder(tmp
     for DLPROV_DRAIN_WAIT (120 s) in silence, only to fail then as it does at once without a
     drainer. It fails at once; the rows arrive once the dashboard is stopped."""
     store = tmp_path / "store"
-    hold = tmp_path / "hold.py"
-    hold.write_text(
-        "import sys\nfrom dlprov_otel.store import open_store\n"
-        "s = open_store(sys.argv[1])\nprint('held', flush=True)\nsys.stdin.readline()\ns.close()\n"
-    )
-    holder = subprocess.Popen([sys.executable, str(hold), str(store)], env=subprocess_env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder = _hold(subprocess_env, store)
     log = Path(subprocess_env["DLPROV_SPOOL_DIR"]) / "journal" / "drain.log"
     try:
-        assert holder.stdout.readline().strip() == "held", holder.communicate()[1]  # readiness
         _run(tmp_path, subprocess_env, store, 6)
         deadline = time.monotonic() + 120
         while "cannot open" not in (log.read_text() if log.exists() else ""):  # the drainer met the holder
             assert time.monotonic() < deadline, "the drainer never tried the store"
             time.sleep(0.05)
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-c", READ, str(store)],
-                              env={**subprocess_env, "DLPROV_DRAIN_WAIT": "60"},
-                              capture_output=True, text=True, timeout=300)
+        proc = _read({**subprocess_env, "DLPROV_DRAIN_WAIT": "60"}, store, RUN_ROWS)
         waited = time.monotonic() - started
         assert proc.returncode != 0 and "in use by another process" in proc.stderr, proc.stderr[-2000:]
         assert waited < 30, f"the reader waited {waited:.1f} s for a drainer that waits for the same holder"
@@ -244,16 +247,9 @@ def test_sigterm_right_after_the_last_epoch_of_a_zero_code_torch_run_keeps_that_
     finally:
         if proc.poll() is None:
             proc.kill()
-    reader = tmp_path / "read_torch.py"
-    reader.write_text(
-        "import sys\nfrom dlprov_otel.store import open_store\ns = open_store(sys.argv[1])\n"
-        "print(s.query('SELECT e.status, count(o.epoch) FROM dataflow_execution e LEFT JOIN torch.otrainmodel o'"
-        " ' ON o.execution_tag = e.tag GROUP BY e.status').rows)\ns.close()\n"
-    )
-    out = subprocess.run([sys.executable, str(reader), str(store)], env=subprocess_env, capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == str([("TERMINATED", 2)])
+    rows = _rows(subprocess_env, store, "SELECT e.status, count(o.epoch) FROM dataflow_execution e "
+                 "LEFT JOIN torch.otrainmodel o ON o.execution_tag = e.tag GROUP BY e.status")
+    assert rows == str([("TERMINATED", 2)])
 
 
 def test_a_new_journal_is_not_refused_by_another_process_probing_it(tmp_path, monkeypatch):
