@@ -60,7 +60,6 @@ def _child_env() -> dict[str, str]:
         env["PYTHONPATH"] = os.pathsep.join(path)
     else:
         env.pop("PYTHONPATH", None)
-    env["DLPROV_DRAINER"] = "1"
     return env
 
 

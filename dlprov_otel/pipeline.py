@@ -76,18 +76,21 @@ class Telemetry:
         store it never opened is left to a drainer (:mod:`dlprov_otel.drain`)."""
         if at_exit and self._hand_off():
             return
-        if self.replay is not None:
-            # what dead processes left is stored before this process ends (a short script that
-            # only configured DLProv would otherwise end its replay half-way), unless the
-            # target is failing: then the replay stops at its next failure
-            thread, give_up = self.replay
-            give_up.set()
-            thread.join(self.processor.shutdown_timeout)
+        self._end_replay()
         self.recorder.stop(self.processor.shutdown_timeout)
         self.provider.shutdown()
         journal = self.recorder.journal
         if journal is not None:
             journal.close(delete=journal.pending == 0 and self._read_back(journal))
+
+    def _end_replay(self) -> None:
+        """What dead processes left is stored before this process ends (a short script that only
+        configured DLProv would otherwise end its replay half-way), unless the target is
+        failing: then the replay stops at its next failure."""
+        if self.replay is not None:
+            thread, give_up = self.replay
+            give_up.set()
+            thread.join(self.processor.shutdown_timeout)
 
     def _hand_off(self) -> bool:
         """Leave the journal to a drainer (:mod:`dlprov_otel.drain`) when the embedded store was
@@ -107,12 +110,9 @@ class Telemetry:
         failing = pending.started
         if failing and not self.processor.failing():
             return False
-        if self.replay is not None:
-            if not failing:
-                return False
-            thread, give_up = self.replay  # the store fails: the replay stops at its next failure
-            give_up.set()
-            thread.join(self.processor.shutdown_timeout)
+        if self.replay is not None and not failing:
+            return False
+        self._end_replay()
         self.recorder.stop(self.processor.shutdown_timeout)
         if journal.failed_writes or not self.processor.hand_off(failing=failing):
             return False  # the usual shutdown goes on (the recorder is stopped already)

@@ -202,7 +202,7 @@ class LosslessSpanProcessor(SpanProcessor):
             if self._shutdown:
                 return False
             if failing:
-                if not (self._failing or self._retry):
+                if not self.failing():  # (the condition's lock is re-entrant)
                     return False
                 left = sum(len(b) for b in self._retry) + self._inflight
                 self._retry = []

@@ -98,6 +98,7 @@ def configure(
                 **{k: v for k, v in hardware.host_facts().items() if k.startswith(("host.", "os.", "process."))},
             }
         )
+        spool = spool_dir or default_spool_dir()
         store_obj = None
         hold = 0.0  # seconds before the first export (a lazy embedded store)
         if exporter is not None:
@@ -116,23 +117,25 @@ def configure(
             from .store import PendingStore, describe
 
             store_obj = PendingStore(store, lazy=True)  # opens when needed (see dlprov_otel.drain)
-            if not store_obj.url.startswith("monetdbe:/") or ranks.uses_rank_spool(store) is not None:
-                store_obj.start()  # a server, memory, or rank 0 of a job: open in the background now
-            elif (hold := env_float("DLPROV_STORE_DELAY", 10.0)) <= 0:
-                store_obj.start()
+            if store_obj.url.startswith("monetdbe:/") and job is None:  # an embedded store of one process
+                hold = env_float("DLPROV_STORE_DELAY", 10.0)
             exporter = MonetDBSpanExporter(store=store_obj)
             target = describe(store_obj.url)
-        journal = open_journal(spool_dir or default_spool_dir(), target, resource)
+        journal = open_journal(spool, target, resource)
+        if journal is None:
+            hold = 0.0  # nothing could be handed off: export from the start
+        if store_obj is not None and hold <= 0:
+            store_obj.start()  # a server, memory, rank 0 of a job, no journal or no delay: open now
         processor = LosslessSpanProcessor(
             exporter,
             schedule_delay=schedule_delay if schedule_delay is not None else env_float("DLPROV_SCHEDULE_DELAY", 0.2),
             shutdown_timeout=env_float("DLPROV_SHUTDOWN_TIMEOUT", 30.0),
             max_retry=env_float("DLPROV_RETRY_SECONDS", 300.0),
-            spool=spool_writer(spool_dir or default_spool_dir()),
+            spool=spool_writer(spool),
             on_exported=checkpoint(journal) if journal is not None else None,
-            quarantine=quarantine_writer(spool_dir or default_spool_dir()),
+            quarantine=quarantine_writer(spool),
             journaled=journal is not None,
-            hold=hold if journal is not None else 0.0,
+            hold=hold,
         )
         ids = SystemRandomIdGenerator()
         provider = TracerProvider(
@@ -145,7 +148,7 @@ def configure(
         if recorder.journal_processor is not None:
             provider.add_span_processor(recorder.journal_processor)  # first: journalled before anything
         provider.add_span_processor(processor)
-        if store_obj is not None and (job := ranks.uses_rank_spool(store)) is not None:
+        if store_obj is not None and job is not None:
             provider.add_span_processor(
                 ranks.RankSpoolIngester(
                     job, store_obj, env_float("DLPROV_RANK_POLL", 0.5), env_float("DLPROV_RANK_WAIT", 120)
@@ -153,14 +156,12 @@ def configure(
             )
         _state = Telemetry(
             provider=provider, processor=processor, target=target, recorder=recorder,
-            pending_store=store_obj, exporter=exporter, spool_dir=spool_dir or default_spool_dir(),
+            pending_store=store_obj, exporter=exporter, spool_dir=spool,
         )
-        if journal is None and store_obj is not None:
-            store_obj.start()
         if journal is not None and not target.startswith("exporter:") and (
-            store_obj is None or store_obj.started or _orphans_for_this_run(store_obj.url, _state.spool_dir, target)
+            store_obj is None or store_obj.started or _orphans_for_this_run(store_obj.url, spool, target)
         ):
-            _state.replay = replay_orphans_in_background(spool_dir or default_spool_dir(), target, exporter)
+            _state.replay = replay_orphans_in_background(spool, target, exporter)
         signals.install(_on_stop_signal)
         if set_global:
             _maybe_set_global(provider)
