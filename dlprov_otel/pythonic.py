@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 from . import tracing
 from .api import Dataflow, DataSet, Element, Task
+from .recorder import _WARM_CALLS
 
 _task_counter = 0
+_WARM_SET = "\x00"  # no set is named so
 F = TypeVar("F", bound=Callable[..., Any])
 default_execution_tag = tracing.default_execution_tag
 current_execution_tag = tracing.current_execution_tag
@@ -96,6 +98,28 @@ class TaskScope:
         return self.task.id
 
 
+_warm = False
+
+
+def _warm_output(scope: TaskScope) -> None:
+    """Call ``scope.output`` as many times as CPython 3.11 waits before it specializes a
+    function's bytecode (see ``recorder._WARM_CALLS``), for a set no dataflow has, whose rows a
+    recorder that does nothing takes: a training loop may call it only once per epoch."""
+    global _warm
+    _warm = True
+    rows = scope.task._rows
+    rows[_WARM_SET] = _accept
+    try:
+        for _ in range(_WARM_CALLS):
+            scope.output(_WARM_SET, w=None)
+    finally:
+        del rows[_WARM_SET]
+
+
+def _accept(values: Mapping[str, Any]) -> bool:
+    return True
+
+
 def next_task_id() -> int:
     global _task_counter
     _task_counter += 1
@@ -128,6 +152,8 @@ def task(
     t.begin()
     t.prepare_rows()
     scope = TaskScope(t)
+    if not _warm:
+        _warm_output(scope)
     try:
         yield scope
     except BaseException as exc:

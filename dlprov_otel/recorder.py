@@ -107,6 +107,8 @@ class JournalProcessor(SpanProcessor):
 
 
 _BIG = 2**53  # ints beyond this take the general path (exact float, or its error)
+_WARM_CALLS = 8  # calls before CPython 3.11 specializes a function (its "warm-up")
+_WARM_ROW = {"\x00": None}  # no attribute is named so: a row recorder returns False at once
 POLL = 0.05  # seconds between the builder's looks at the emissions (and, at most, the delay it adds)
 
 
@@ -245,6 +247,11 @@ class Recorder:
                 items.append((parent, span_id, plan, now, row))  # no wake-up (see POLL)
             return True
 
+        # CPython 3.11 specializes a function's bytecode for the objects it meets only from its
+        # 8th call on, and a training loop calls this once per epoch, often fewer times: calls
+        # that return at once (a name no attribute has) count, and change nothing
+        for _ in range(_WARM_CALLS):
+            record(_WARM_ROW)
         return record
 
     def _hand_over(self, item: tuple) -> None:

@@ -3,6 +3,10 @@ path must decide: queued datasets keep their order, and rows follow the provider
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -80,3 +84,47 @@ def test_rows_with_an_unknown_or_a_missing_attribute_take_the_general_path(memor
     assert len(recorded) % 2 == 0 and recorded[: len(recorded) // 2] == recorded[len(recorded) // 2 :]
     assert hot[:2] == [None, None] and "lacks required attribute(s) ['accuracy']" in hot[2]
     assert semconv.data_key("accuracy_top5") in recorded[0]
+
+
+
+WARM = """
+import dis, json, sys
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import dlprov_otel
+from dlprov_otel import tracing
+
+def specialized(function):  # CPython 3.11 quickens a function's bytecode from its 8th call on
+    return any(i.opname == "RESUME_QUICK" for i in dis.get_instructions(function, adaptive=True))
+
+exporter = InMemorySpanExporter()
+dlprov_otel.configure(exporter=exporter, spool_dir=sys.argv[1], set_global=False)
+recorder = tracing.telemetry().recorder
+with dlprov_otel.execution("rows-warm", dataflow="mnist"):
+    with dlprov_otel.task("trainmodel") as t:
+        record = t.task._rows["otrainmodel"]
+        before = recorder.emitted, recorder.journal.records
+        quick = specialized(record), specialized(type(t).output)
+        t.output("otrainmodel", timestamp="", elapsed_time=0.5, loss=0.25, accuracy=0.5, val_loss=None,
+                 val_accuracy=None, epoch=7)
+        after = recorder.emitted, recorder.journal.records
+        same = t.task._rows["otrainmodel"] is record and "\\x00" not in t.task._rows
+dlprov_otel.shutdown()
+rows = [s.attributes["dlprov.data.epoch"] for s in exporter.get_finished_spans()
+        if s.attributes.get("dlprov.dataset.tag") == "otrainmodel"]
+print(json.dumps({"quick": quick, "before": before, "after": after, "same": same, "rows": rows}))
+"""
+
+
+def test_the_hot_path_is_warmed_before_the_first_row_and_the_warm_up_records_nothing(tmp_path):
+    """A training loop calls ``t.output`` once per epoch, often fewer than the 8 calls after
+    which CPython 3.11 specializes a function: in a fresh process, the task warms the row
+    recorder and ``TaskScope.output`` when it starts, and the warm-up records nothing."""
+    out = subprocess.run([sys.executable, "-c", WARM, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.splitlines()[-1])
+    if sys.version_info[:2] == (3, 11):
+        assert got["quick"] == [True, True]
+    emitted, journalled = got["before"]
+    assert got["after"] == [emitted + 1, journalled + 1]
+    assert got["same"] is True
+    assert got["rows"] == [[7.0]]
