@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import logging
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -147,10 +148,12 @@ def drain(store_dir: str, spool_dir: str) -> int:
     finally:
         with contextlib.suppress(Exception):
             store.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this attempt and those before it (exec keeps it)
     logger.info(
-        "DLProv drainer: stored %d span(s) from %d journal(s) into %s%s",
+        "DLProv drainer: stored %d span(s) from %d journal(s) into %s%s (CPU %.2f s)",
         result.spans, result.journals, store_dir,
         f"; {result.kept} kept ({exporter.last_error})" if result.kept else "",
+        usage.ru_utime + usage.ru_stime,
     )
     return RETRY if result.kept else 0
 

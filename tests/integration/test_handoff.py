@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,6 +116,8 @@ def test_a_short_run_never_loads_monetdb_and_a_reader_right_after_finds_every_ro
     assert not _journals(subprocess_env), "the drainer removes the journal once its rows are read back"
     log = (Path(subprocess_env["DLPROV_SPOOL_DIR"]) / "journal" / "drain.log").read_text()
     assert "stored" in log and "Traceback" not in log
+    cpu = re.search(r"drainer: stored \d+ span\(s\) from 1 journal\(s\) into .* \(CPU ([0-9.]+) s\)", log)
+    assert cpu and 0 < float(cpu.group(1)) < 60  # what bench/bench_peers.py reads as the drainer's cost
 
 
 def test_runs_one_after_another_each_hand_off_and_nothing_is_lost(tmp_path, subprocess_env):
