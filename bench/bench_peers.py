@@ -207,6 +207,7 @@ def summarize(raw: dict, tools: list[str]) -> dict[str, dict]:
     for b, runs in base.items():  # half the range of the runs without a tool: the resolution of a whole-run figure
         walls = [x["wall_s"] for x in runs]
         out[b]["wall_noise_s"] = (max(walls) - min(walls)) / 2
+        out[b]["per_epoch_in_training_us"] = 1e6 * med([med(x["log_s"]) for x in runs])  # the job's own empty call
     for t in tools:
         b = BASELINE.get(t, "none@3.12")
         runs, loops, kills = train[t], raw["loop"][t], raw["kill"][t]

@@ -315,6 +315,13 @@ def peers_table(doc: dict[str, Any]) -> list[str]:
         "a new process from each tool's own files or store (DLProv: `dlprov sql`, which first stores what dead "
         "processes journalled).",
     ]
+    empty = [f"{s[b]['per_epoch_in_training_us']:.0f} µs (Python {b[5:]})" for b in ("none@3.11", "none@3.12")
+             if "per_epoch_in_training_us" in s.get(b, {})]
+    if empty:
+        lines.append(
+            "The per-epoch figures include the job's own call of each tool's method; with no tool behind it, "
+            f"that call took {' and '.join(empty)} in the same runs."
+        )
     drained = s.get("dlprov", {}).get("drainer_cpu_s")
     if drained is not None:
         lines.append(
