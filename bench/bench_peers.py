@@ -31,6 +31,7 @@ Writes ``bench/results/peers.json`` and prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -302,6 +303,10 @@ def main() -> int:
         a.from_json.write_text(json.dumps(result, indent=1))
         print("\n".join(report.peers_table(result)))
         return 0
+    # DLProv runs from this checkout (an editable install): its bytecode compiled as a wheel's
+    # would be, so that no run compiles what it imports (where PYTHONDONTWRITEBYTECODE is set)
+    for folder in ("dlprov_otel", "integrations/src", "collector/src"):
+        compileall.compile_dir(ROOT / folder, quiet=1)
     a.reps = a.reps or (2 if a.quick else 5)
     a.kills = a.kills or (2 if a.quick else 5)
     if a.quick:

@@ -84,4 +84,7 @@ log "installing dlprov-otel, dlprov-otel-integrations[$(join "${fw[@]}")]$([[ ",
 # is found first and extend_path adds the other two (a meta-path finder would lose to them)
 "$VPY" -m pip install --quiet --config-settings editable_mode=compat "${targets[@]}"
 "$VPY" scripts/check_monetdbe.py
+# an editable install compiles no bytecode (a wheel's does): compile it now, or every process
+# would compile what it imports where PYTHONDONTWRITEBYTECODE is set (~30 ms per import of the SDK)
+"$VPY" -m compileall -q dlprov_otel integrations/src collector/src >/dev/null
 log "ready: $VENV ($("$VPY" -c 'import dlprov_otel; print("dlprov_otel", dlprov_otel.__version__)'))"
