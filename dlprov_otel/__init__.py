@@ -40,9 +40,14 @@ def stats() -> dict[str, int]:
     return telemetry().stats()
 
 
-def get_store():
-    """The store the in-process exporter writes to (``None`` when exporting over OTLP)."""
-    return telemetry().store
+def get_store(timeout: float = 30.0):
+    """The store the in-process exporter writes to, with what this process recorded so far
+    stored (it flushes first, for at most ``timeout`` s); ``None`` when exporting over OTLP."""
+    tel = telemetry()
+    if tel.pending_store is None:
+        return None
+    tel.flush(timeout)
+    return tel.store
 
 
 __all__ = [

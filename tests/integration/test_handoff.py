@@ -35,10 +35,14 @@ with dlprov_otel.execution(os.environ.get("RUN", "run"), dataflow="mnist"):
         for epoch in range(epochs):
             t.output("otrainmodel", timestamp="", elapsed_time=0.1, loss=1.0 / (epoch + 1), accuracy=0.5,
                      val_loss=0.6, val_accuracy=0.4, epoch=epoch)
-if os.environ.get("ASK_STORE"):
+asked = None
+if os.environ.get("ASK_STORE") == "flush":  # as the README shows it
     assert dlprov_otel.flush()
-    print(dlprov_otel.get_store().query('SELECT count(*) FROM "mnist"."otrainmodel"').rows[0][0])
-print(json.dumps({"monetdbe_loaded": "monetdbe" in sys.modules, "stats": dlprov_otel.stats()}), flush=True)
+    asked = dlprov_otel.get_store().query('SELECT count(*) FROM "mnist"."otrainmodel"').rows[0][0]
+elif os.environ.get("ASK_STORE"):  # no flush: get_store() stores what was recorded first
+    asked = dlprov_otel.get_store().query('SELECT count(*) FROM "mnist"."otrainmodel"').rows[0][0]
+print(json.dumps({"monetdbe_loaded": "monetdbe" in sys.modules, "stats": dlprov_otel.stats(), "asked": asked}),
+      flush=True)
 """
 
 # A reader: a new process that opens the store as any reader does and prints one query's rows.
@@ -147,10 +151,14 @@ def test_a_store_held_at_exit_is_stored_by_the_drainer_once_released(tmp_path, s
     assert not _journals(subprocess_env)
 
 
-def test_asking_for_the_store_opens_it_in_the_run_itself(tmp_path, subprocess_env):
+@pytest.mark.parametrize("ask", ["flush", "get_store"])
+def test_asking_for_the_store_opens_it_in_the_run_itself(tmp_path, subprocess_env, ask):
+    """``get_store()`` stores what the run recorded before it answers, with or without a
+    ``flush()`` first: the run's own query sees its rows."""
     store = tmp_path / "store"
-    out = _run(tmp_path, subprocess_env, store, 7, ASK_STORE="1")
+    out = _run(tmp_path, subprocess_env, store, 7, ASK_STORE=ask)
     assert out["monetdbe_loaded"] is True
+    assert out["asked"] == 7
     assert _count(subprocess_env, store) == 7
     assert not _journals(subprocess_env)
 
