@@ -347,7 +347,15 @@ class Task:
         names, plan, allowed, required = fast
         recorder = tracing.telemetry().recorder
         record = recorder.row_recorder(
-            self._span.get_span_context(), plan, names, allowed, required, _row_check, tracing, tracing._state
+            self._span.get_span_context(),
+            plan,
+            names,
+            allowed,
+            required,
+            _row_check,
+            tracing,
+            tracing._state,
+            slot=(self._rows, set_tag),
         )
         self._rows[set_tag] = record
         return record

@@ -13,6 +13,7 @@ ordinary way (executions, tasks, dataflow specifications) are journalled when th
 
 from __future__ import annotations
 
+import functools
 import logging
 import marshal
 import os
@@ -126,6 +127,123 @@ class RowPlan:
         return ("p", 0, self.name, self.head, self.keys, self.numeric)
 
 
+# a type signature written out in a row recorder: (value types, ints to range-check, strings to check for NUL)
+Special = tuple[tuple[type, ...], tuple[int, ...], tuple[int, ...]]
+RowRecorder = Callable[[Mapping[str, Any]], "bool | None"]  # True: recorded; False: the general path; None: bind again
+_ROW_HEAD = """
+def record(values):
+    if owner._state is not state or owner._provider_tracer is not None:
+        return None
+"""
+# the general checks: any row of declared names, its type signature looked up
+_ROW_GENERAL = """
+    if len(values) == size:  # then every declared attribute, or an unknown one
+        try:
+            row = every(values)
+        except KeyError:
+            return False
+    elif required <= values.keys() <= allowed:
+        row = tuple(map(values.get, names))
+    else:
+        return False
+    kinds = tuple(map(type, row))
+    check = checks.get(kinds)
+    if check is None:
+        check = checks[kinds] = row_check(kinds, numeric)
+        if check is not False and len(checks) == 1:
+            specialize(kinds, check)
+    if check is False:
+        return False
+    ints, strs = check
+    for i in ints:
+        if not -BIG < row[i] < BIG:
+            return False
+    for i in strs:
+        if "\\x00" in row[i]:
+            return False
+"""
+_ROW_WRITE = {
+    "mapped": """
+    data = dumps(("r", trace_id, span_id, parent_id, now, number, row), 2)
+    acquire()
+    try:
+        if not journal.closed:  # Journal._put, inline: the payload copied into the map, then its length
+            offset = journal._offset
+            end = offset + 4 + len(data)
+            if end <= journal._end or journal._grow(end):
+                m = journal._map
+                m[offset + 4 : end] = data
+                put_len(m, offset, len(data))
+                uncommitted[(trace_id, span_id)] = offset
+                journal._offset = end
+                journal.records += 1
+    finally:
+        release()
+""",
+    "payload": """
+    journal.append_payload(dumps(("r", trace_id, span_id, parent_id, now, number, row), 2), (trace_id, span_id))
+""",
+    "span": """
+    journal.append_span(trace_id, span_id, parent_id, plan.name, now, now, recorder._attributes(plan, row))
+""",
+    "none": "",
+}
+_ROW_TAIL = """
+    recorder.emitted += 1
+    if recorder._stopped:  # after shutdown: build it here, the processors export inline
+        recorder._build((parent, span_id, plan, now, row))
+    else:
+        items.append((parent, span_id, plan, now, row))  # no wake-up (see POLL)
+    return True
+"""
+
+
+def _row_source(size: int, special: Special | None, way: str) -> str:
+    """The source of a row recorder (see :meth:`Recorder.row_recorder`): the general checks,
+    or, for one type signature (``kinds``, ints to range-check, strings to check for NUL),
+    those checks written out, any other row handed to ``generic``; then the journal write of
+    ``way`` (how this journal takes rows) and the hand-over."""
+    if special is None:
+        checks = _ROW_GENERAL
+    else:
+        kinds, ints, strs = special
+        values = [f"v{i}" for i in range(size)]
+        wrong = " or ".join(
+            f"v{i} is not None" if k is type(None) else f"type(v{i}) is not K{i}" for i, k in enumerate(kinds)
+        )
+        bad = [f"not -BIG < v{i} < BIG" for i in ints] + [f'"\\x00" in v{i}' for i in strs]
+        checks = (
+            "\n    if len(values) != size:\n        return generic(values)\n"
+            "    try:\n        row = every(values)\n    except KeyError:\n        return False\n"
+            f"    {', '.join(values)}, = row\n"
+            f"    if {wrong}:\n        return generic(values)\n"
+            + (f"    if {' or '.join(bad)}:\n        return False\n" if bad else "")
+        )
+    return _ROW_HEAD + checks + "    now = time_ns()\n    span_id = next_id()\n" + _ROW_WRITE[way] + _ROW_TAIL
+
+
+@functools.lru_cache(maxsize=256)
+def _row_code(size: int, special: Special | None, way: str) -> Any:
+    """The compiled source of :func:`_row_source` (the code of one row shape, shared by every
+    recorder of that shape: compiled once, and warmed up once)."""
+    return compile(_row_source(size, special, way), "<dlprov row recorder>", "exec")
+
+
+def _compile(size: int, special: Special | None, way: str, scope: dict[str, Any]) -> RowRecorder:
+    """A row recorder whose names are ``scope``'s (our own template, filled with names only)."""
+    exec(_row_code(size, special, way), scope)
+    return scope.pop("record")
+
+
+def _warmed(record: RowRecorder) -> RowRecorder:
+    """CPython 3.11 specializes a function's bytecode for the objects it meets only from its
+    8th call on, and a training loop calls a row recorder once per epoch, often fewer times:
+    calls that return at once (a name no attribute has) count, and record nothing."""
+    for _ in range(_WARM_CALLS):
+        record(_WARM_ROW)
+    return record
+
+
 class Recorder:
     """Journal + span builder of one pipeline."""
 
@@ -161,7 +279,8 @@ class Recorder:
         row_check: Callable[[tuple[type, ...], tuple[bool, ...]], Any],
         owner: Any,
         state: Any,
-    ) -> Callable[[Mapping[str, Any]], bool | None]:
+        slot: tuple[dict[str, Any], str] | None = None,
+    ) -> RowRecorder:
         """``record(values)``: the whole hot path of ``t.output`` for rows of ``plan`` under
         ``parent``, in one frame with every name bound here (after a training epoch the
         caller's code and data are out of the CPU caches, and each call and lookup costs).
@@ -173,6 +292,11 @@ class Recorder:
         random start drawn per closure (unique as random ones are, with no draw per row). Returns True when recorded,
         False when the row must take the general path, None when ``owner`` (the tracing
         module) no longer has ``state`` as its pipeline or records with a provider of its own.
+
+        The first type signature that passes its check gets a recorder of its own, made from
+        the same source with the checks written out for those types (see :func:`_row_source`);
+        it takes the place of this one in ``slot`` (a dict and its key, where the caller keeps
+        the recorder) and hands any other signature back to this one.
         """
         journal = self.journal
         number = -1
@@ -181,78 +305,52 @@ class Recorder:
             if number < 0:
                 number = self._plans[plan] = journal.add_plan(plan.name, plan.head, plan.keys, plan.numeric)
         sink = journal.row_sink() if journal is not None and number >= 0 else None
-        mapped = sink is not None
         lock, uncommitted = sink if sink is not None else (threading.Lock(), {})
-        acquire, release = lock.acquire, lock.release
-        dumps, put_len, time_ns, rand = marshal.dumps, put_length, time.time_ns, _ids.getrandbits
-        trace_id, parent_id, numeric, items, checks = parent.trace_id, parent.span_id, plan.numeric, self._items, {}
         size = len(names)
-        next_id = count(rand(63) + 1).__next__  # span ids: consecutive from a random start
-        every = itemgetter(*names) if size > 1 else (lambda v: tuple(v[n] for n in names))
+        scope: dict[str, Any] = {
+            "owner": owner,
+            "state": state,
+            "size": size,
+            "names": names,
+            "allowed": allowed,
+            "required": required,
+            "row_check": row_check,
+            "checks": {},
+            "every": itemgetter(*names) if size > 1 else (lambda v: tuple(v[n] for n in names)),
+            "numeric": plan.numeric,
+            "time_ns": time.time_ns,
+            "next_id": count(_ids.getrandbits(63) + 1).__next__,  # span ids: consecutive from a random start
+            "dumps": marshal.dumps,
+            "put_len": put_length,
+            "acquire": lock.acquire,
+            "release": lock.release,
+            "uncommitted": uncommitted,
+            "journal": journal,
+            "number": number,
+            "trace_id": parent.trace_id,
+            "parent_id": parent.span_id,
+            "parent": parent,
+            "plan": plan,
+            "recorder": self,
+            "items": self._items,
+            "BIG": _BIG,
+        }
+        way = "mapped" if sink is not None else "payload" if number >= 0 else "span" if journal is not None else "none"
+        generic = _compile(size, None, way, scope)
+        if slot is not None:
+            rows, key = slot
 
-        def record(values: Mapping[str, Any]) -> bool | None:
-            if owner._state is not state or owner._provider_tracer is not None:
-                return None
-            if len(values) == size:  # then every declared attribute, or an unknown one
-                try:
-                    row = every(values)
-                except KeyError:
-                    return False
-            elif required <= values.keys() <= allowed:
-                row = tuple(map(values.get, names))
-            else:
-                return False
-            kinds = tuple(map(type, row))
-            check = checks.get(kinds)
-            if check is None:
-                check = checks[kinds] = row_check(kinds, numeric)
-            if check is False:
-                return False
-            ints, strs = check
-            for i in ints:
-                if not -_BIG < row[i] < _BIG:
-                    return False
-            for i in strs:
-                if "\x00" in row[i]:
-                    return False
-            now = time_ns()
-            span_id = next_id()
-            if number < 0:  # no journal, or the plan could not be journalled: the whole span then
-                if journal is not None:
-                    journal.append_span(trace_id, span_id, parent_id, plan.name, now, now, self._attributes(plan, row))
-            elif mapped:  # Journal._put, inline: the payload copied into the map, then its length
-                data = dumps(("r", trace_id, span_id, parent_id, now, number, row), 2)
-                acquire()
-                try:
-                    if not journal.closed:
-                        offset = journal._offset
-                        end = offset + 4 + len(data)
-                        if end <= journal._end or journal._grow(end):
-                            m = journal._map
-                            m[offset + 4 : end] = data
-                            put_len(m, offset, len(data))
-                            uncommitted[(trace_id, span_id)] = offset
-                            journal._offset = end
-                            journal.records += 1
-                finally:
-                    release()
-            else:
-                journal.append_payload(
-                    dumps(("r", trace_id, span_id, parent_id, now, number, row), 2), (trace_id, span_id)
-                )
-            self.emitted += 1
-            if self._stopped:  # after shutdown: build it here, the processors export inline
-                self._build((parent, span_id, plan, now, row))
-            else:
-                items.append((parent, span_id, plan, now, row))  # no wake-up (see POLL)
-            return True
+            def specialize(kinds: tuple[type, ...], check: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
+                if rows.get(key) is not generic:
+                    return
+                special = dict(scope, generic=generic)
+                special.update((f"K{i}", kind) for i, kind in enumerate(kinds))
+                rows[key] = _warmed(_compile(size, (kinds, *check), way, special))
 
-        # CPython 3.11 specializes a function's bytecode for the objects it meets only from its
-        # 8th call on, and a training loop calls this once per epoch, often fewer times: calls
-        # that return at once (a name no attribute has) count, and change nothing
-        for _ in range(_WARM_CALLS):
-            record(_WARM_ROW)
-        return record
+            scope["specialize"] = specialize
+        else:
+            scope["specialize"] = lambda kinds, check: None
+        return _warmed(generic)
 
     def _hand_over(self, item: tuple) -> None:
         self.emitted += 1

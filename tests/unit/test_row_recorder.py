@@ -107,7 +107,9 @@ with dlprov_otel.execution("rows-warm", dataflow="mnist"):
         t.output("otrainmodel", timestamp="", elapsed_time=0.5, loss=0.25, accuracy=0.5, val_loss=None,
                  val_accuracy=None, epoch=7)
         after = recorder.emitted, recorder.journal.records
-        same = t.task._rows["otrainmodel"] is record and "\\x00" not in t.task._rows
+        # the first row's types got a recorder of their own, warmed too
+        quick += (t.task._rows["otrainmodel"] is not record and specialized(t.task._rows["otrainmodel"]),)
+        same = "\\x00" not in t.task._rows
 dlprov_otel.shutdown()
 rows = [s.attributes["dlprov.data.epoch"] for s in exporter.get_finished_spans()
         if s.attributes.get("dlprov.dataset.tag") == "otrainmodel"]
@@ -123,7 +125,7 @@ def test_the_hot_path_is_warmed_before_the_first_row_and_the_warm_up_records_not
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.splitlines()[-1])
     if sys.version_info[:2] == (3, 11):
-        assert got["quick"] == [True, True]
+        assert got["quick"] == [True, True, True]
     emitted, journalled = got["before"]
     assert got["after"] == [emitted + 1, journalled + 1]
     assert got["same"] is True
