@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -164,8 +165,10 @@ def _git(args: list[str], cwd: str) -> str:
 
 
 def _git_bytes(args: list[str], cwd: str) -> bytes:
+    # at a lower priority than the training beside it (a large diff costs git tenths of a second)
+    low = ["nice", "-n", "10"] if shutil.which("git") and shutil.which("nice") else []
     done = subprocess.run(
-        ["git", "-C", cwd, *args],
+        [*low, "git", "-C", cwd, *args],
         capture_output=True,
         timeout=GIT_TIMEOUT,
         env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},

@@ -198,3 +198,17 @@ def test_torch_seeds_are_caught_when_torch_comes_after_dlprov(subprocess_env) ->
     seeds, initial = json.loads(out.stdout.strip().splitlines()[-1])
     assert seeds["torch"] == "77"
     assert initial == [["seed.torch.initial", "77", None]]
+
+
+def test_git_runs_at_a_lower_priority_than_the_training(tmp_path: Path, monkeypatch) -> None:
+    """A large diff costs git tenths of a second, on a core the training may need: git runs
+    under ``nice -n 10``. A stand-in ``git`` reports the priority it was given as its commit."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "git"
+    fake.write_text('#!/bin/sh\necho "# branch.oid nice-$(nice)"\necho "# branch.head main"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setattr(recipe, "_git_cache", {})
+    mine = int(subprocess.run(["nice"], capture_output=True, text=True, check=True).stdout)
+    assert entries(tmp_path)["git.commit"][0] == f"nice-{min(mine + 10, 19)}"
