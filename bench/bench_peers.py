@@ -23,7 +23,10 @@ rotated each round, after one warm-up round (stores created, files cached); figu
   process group is dead through the tool's own files or store (DLProv: ``dlprov sql`` in a new
   process) by ``bench/peers/readback.py``.
 
-Writes ``bench/results/peers.json`` and prints a markdown table.
+Writes ``bench/results/peers.json`` (the summary, and per run the distribution of its calls: n, min,
+median, p90, p99, max) and prints a markdown table; every call's own timing goes to
+``bench/results/tmp/peers-calls.json.gz`` (not committed: 4.7 MB as JSON, and a 4.7 MB file in
+the working tree costs every traced run's ``git diff HEAD`` time in the next run).
 
     python bench/bench_peers.py [--quick] [--reps 5] [--kills 5] [--tools dlprov,mlflow,...]
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import gzip
 import json
 import os
 import platform
@@ -158,6 +162,47 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+CALLS = ("log_s", "log_cpu_s")  # per-call timings of a run: a list in memory, a distribution in peers.json
+
+
+def call_median(run: dict, key: str) -> float:
+    """The median call of one run, from its list of calls or from the distribution kept for it."""
+    v = run[key]
+    return v["median"] if isinstance(v, dict) else med(v)
+
+
+def distribution(xs: list[float]) -> dict[str, float]:
+    s = sorted(xs)
+    if not s:
+        return {"n": 0}
+
+    def q(p: float) -> float:  # nearest rank
+        return s[min(len(s) - 1, max(0, round(p * len(s)) - 1))]
+
+    return {"n": len(s), "min": s[0], "median": med(s), "p90": q(0.9), "p99": q(0.99), "max": s[-1]}
+
+
+def write_calls(raw: dict, path: Path) -> dict:
+    """Every call's timing to ``path`` (gzip, JSON, shaped like ``raw``); returned: ``raw`` with each
+    list of calls replaced by its distribution. Runs already compact are kept as they are."""
+    lists = {
+        mode: {t: [{k: x[k] for k in CALLS if isinstance(x.get(k), list)} for x in runs] for t, runs in by.items()}
+        for mode, by in raw.items()
+        if mode in ("train", "loop")
+    }
+    if any(x for by in lists.values() for runs in by.values() for x in runs):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "wt") as f:
+            json.dump(lists, f)
+    out = dict(raw)
+    for mode in lists:
+        out[mode] = {
+            t: [{k: distribution(v) if k in CALLS and isinstance(v, list) else v for k, v in x.items()} for x in runs]
+            for t, runs in raw[mode].items()
+        }
+    return out
+
+
 def rotate(xs: list[str], r: int) -> list[str]:
     k = r % len(xs)
     return xs[k:] + xs[:k]
@@ -169,7 +214,7 @@ def measure(runner: Runner, variants: list[str], tools: list[str], a: argparse.N
     for r in range(-1, a.reps):  # round -1: warm-up, not counted
         for v in rotate(variants, max(r, 0)):
             wall, out = runner.job(v, "train", train_extra)
-            log(f"  train r{r} {v}: {wall:.2f} s, per-epoch call {1e6 * med(out['log_s']):.0f} µs")
+            log(f"  train r{r} {v}: {wall:.2f} s, per-epoch call {1e6 * call_median(out, 'log_s'):.0f} µs")
             if r >= 0:
                 runs[v].append(out)
     # epoch rows stored by each tool's last run (not timed; the last: Flowcept's next run would
@@ -185,7 +230,7 @@ def measure(runner: Runner, variants: list[str], tools: list[str], a: argparse.N
     for r in range(a.reps):
         for t in rotate(tools, r):
             _, out = runner.job(t, "loop", loop_extra)
-            log(f"  loop r{r} {t}: {out['calls']} calls, {1e6 * med(out['log_s']):.1f} µs")
+            log(f"  loop r{r} {t}: {out['calls']} calls, {1e6 * call_median(out, 'log_s'):.1f} µs")
             loops[t].append(out)
     kills: dict[str, list[dict]] = {t: [] for t in tools}
     rng = random.Random(a.seed)
@@ -208,16 +253,17 @@ def summarize(raw: dict, tools: list[str]) -> dict[str, dict]:
     for b, runs in base.items():  # half the range of the runs without a tool: the resolution of a whole-run figure
         walls = [x["wall_s"] for x in runs]
         out[b]["wall_noise_s"] = (max(walls) - min(walls)) / 2
-        out[b]["per_epoch_in_training_us"] = 1e6 * med([med(x["log_s"]) for x in runs])  # the job's own empty call
+        # the job's own empty call
+        out[b]["per_epoch_in_training_us"] = 1e6 * med([call_median(x, "log_s") for x in runs])
     for t in tools:
         b = BASELINE.get(t, "none@3.12")
         runs, loops, kills = train[t], raw["loop"][t], raw["kill"][t]
         wall, cpu = med([x["wall_s"] for x in runs]), med([x["cpu_s"] for x in runs])
         out[t] = {
-            "per_epoch_in_training_us": 1e6 * med([med(x["log_s"]) for x in runs]),
-            "per_epoch_in_training_cpu_us": 1e6 * med([med(x["log_cpu_s"]) for x in runs]),
-            "per_call_tight_loop_us": 1e6 * med([med(x["log_s"]) for x in loops]),
-            "per_call_tight_loop_cpu_us": 1e6 * med([med(x["log_cpu_s"]) for x in loops]),
+            "per_epoch_in_training_us": 1e6 * med([call_median(x, "log_s") for x in runs]),
+            "per_epoch_in_training_cpu_us": 1e6 * med([call_median(x, "log_cpu_s") for x in runs]),
+            "per_call_tight_loop_us": 1e6 * med([call_median(x, "log_s") for x in loops]),
+            "per_call_tight_loop_cpu_us": 1e6 * med([call_median(x, "log_cpu_s") for x in loops]),
             "tight_loop_calls": med([x["calls"] for x in loops]),
             "wall_s": wall,
             "cpu_s": cpu,
@@ -295,11 +341,13 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--tools", default="dlprov," + ",".join(PEERS))
     ap.add_argument("--out", type=Path, default=RESULTS / "peers.json")
+    ap.add_argument("--calls-out", type=Path, default=RESULTS / "tmp" / "peers-calls.json.gz")
     ap.add_argument("--from-json", type=Path, help="summarize the runs of an earlier result again and print")
     a = ap.parse_args()
     if a.from_json:
         result = json.loads(a.from_json.read_text())
         result["summary"] = summarize(result["runs"], [t for t in report.PEER_LABELS if t in result["runs"]["loop"]])
+        result["runs"] = write_calls(result["runs"], a.calls_out)
         a.from_json.write_text(json.dumps(result, indent=1))
         print("\n".join(report.peers_table(result)))
         return 0
@@ -344,7 +392,7 @@ def main() -> int:
                                                "kill_min_s", "kill_max_s", "seed", "quick")},
         "peers_env": str(peers_env.env_dir()),
         "summary": summarize(raw, tools),
-        "runs": raw,
+        "runs": write_calls(raw, a.calls_out),
         "duration_s": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     a.out.parent.mkdir(parents=True, exist_ok=True)
