@@ -37,6 +37,7 @@ import argparse
 import compileall
 import gzip
 import json
+import math
 import os
 import platform
 import random
@@ -177,7 +178,7 @@ def distribution(xs: list[float]) -> dict[str, float]:
         return {"n": 0}
 
     def q(p: float) -> float:  # nearest rank
-        return s[min(len(s) - 1, max(0, round(p * len(s)) - 1))]
+        return s[min(len(s) - 1, max(0, math.ceil(p * len(s)) - 1))]
 
     return {"n": len(s), "min": s[0], "median": med(s), "p90": q(0.9), "p99": q(0.99), "max": s[-1]}
 
