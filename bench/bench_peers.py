@@ -175,7 +175,7 @@ def call_median(run: dict, key: str) -> float:
 def distribution(xs: list[float]) -> dict[str, float]:
     s = sorted(xs)
     if not s:
-        return {"n": 0}
+        return {"n": 0, "median": med(s)}  # as med() of no calls: NaN, for call_median
 
     def q(p: float) -> float:  # nearest rank
         return s[min(len(s) - 1, max(0, math.ceil(p * len(s)) - 1))]

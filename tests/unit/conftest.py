@@ -6,10 +6,12 @@ pass through the real :class:`~dlprov_otel.processor.LosslessSpanProcessor` and 
 
 from __future__ import annotations
 
+import importlib.util
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import settings
@@ -27,6 +29,27 @@ settings.register_profile("unit", max_examples=30, deadline=None)
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 if settings.get_current_profile_name() == "default":
     settings.load_profile("unit")
+
+
+@pytest.fixture(scope="session")
+def load_bench() -> Callable[[str], ModuleType]:
+    """A script of ``bench/`` loaded as a module, as when it runs: with ``bench/`` first on
+    ``sys.path`` for its own imports (``report``, ``peers/*``), the path restored after."""
+    bench = Path(__file__).resolve().parents[2] / "bench"
+
+    def load(script: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(f"bench_{Path(script).stem}", bench / script)
+        assert spec and spec.loader
+        mod = importlib.util.module_from_spec(spec)
+        saved = list(sys.path)
+        sys.path.insert(0, str(bench))
+        try:
+            spec.loader.exec_module(mod)
+        finally:
+            sys.path[:] = saved
+        return mod
+
+    return load
 
 
 @dataclass

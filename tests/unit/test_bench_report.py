@@ -3,23 +3,17 @@ figures. No timing is measured here."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def report() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "bench" / "report.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def report(load_bench: Callable[[str], ModuleType]) -> ModuleType:
+    return load_bench("report.py")
 
 
 def core(rows_per_s: float, caller_us: float, p99_s: float) -> dict:
